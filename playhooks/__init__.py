@@ -1,0 +1,45 @@
+"""playhooks: play-session and character-event telemetry for Python games.
+
+    import playhooks
+
+    tracker = playhooks.Tracker(sinks=[playhooks.JsonlSink("telemetry.jsonl")])
+    session = tracker.on_session_start("player-1", playfab_id="A1B2C3", character_id="C0FFEE")
+    tracker.on_character_event("level_completed", body={"level": 3})
+    tracker.on_session_end()
+    tracker.close()
+"""
+
+from ._default import (
+    configure,
+    on_character_event,
+    on_session_end,
+    on_session_pause,
+    on_session_resume,
+    on_session_start,
+    reset,
+)
+from ._errors import ConfigurationError, PayloadError, PlayhooksError
+from ._session import Session
+from ._settings import Settings
+from ._sinks import JsonlSink, MemorySink, Payload, Sink
+from ._tracker import Tracker
+
+__all__ = [
+    "ConfigurationError",
+    "JsonlSink",
+    "MemorySink",
+    "Payload",
+    "PayloadError",
+    "PlayhooksError",
+    "Session",
+    "Settings",
+    "Sink",
+    "Tracker",
+    "configure",
+    "on_character_event",
+    "on_session_end",
+    "on_session_pause",
+    "on_session_resume",
+    "on_session_start",
+    "reset",
+]

@@ -1,0 +1,281 @@
+"""The payloads, as attrs models with Python names and every rule of the two API contracts.
+
+Models know nothing of JSON keys or transports: ``_wire`` turns them into the exact bytes each
+service expects. Every rule failure raises ``PayloadError`` naming the field and the rule, so the
+client, the emulator and (later) the relay reject the same things with the same words.
+
+Rules that are our own choice, not the services' (see ``spec/apis-notes.md``):
+- Required strings must be non-empty: an empty id cannot identify anything.
+- ``EventName`` matches ``^[A-Za-z0-9_]{1,64}$``: PlayFab publishes no limit for this call; this
+  is the convention its docs show (``player_logged_in``) with a length we can store anywhere.
+- ``Body`` and ``metadata`` must encode to at most ``MAX_JSON_OBJECT_BYTES`` (10 KiB) of compact
+  UTF-8 JSON: PlayFab's telemetry events allow 10 KB and its older LogEvent 32 KB, so 10 KiB is
+  safe for both and keeps one payload small enough for the spool and the queue bounds.
+"""
+
+import json
+import re
+from datetime import datetime, timezone
+from typing import Any, Mapping, Optional, Tuple
+
+import attrs
+
+from ._errors import PayloadError
+
+PLATFORMS = ("iOS", "Android", "Web", "Roblox", "Other")
+CREATOR_KEY_PATTERN = re.compile(r"[A-Z0-9]{5}")
+EVENT_NAME_PATTERN = re.compile(r"[A-Za-z0-9_]{1,64}")
+MAX_JSON_OBJECT_BYTES = 10 * 1024
+MAX_BULK_SESSIONS = 1000
+BULK_STATUSES = ("SUCCESS", "SKIPPED", "FAILED")
+
+
+# -- validators: each raises PayloadError(field, rule) -------------------------------------------
+
+
+def required_text(instance: Any, attribute: "attrs.Attribute[Any]", value: Any) -> None:
+    if type(value) is not str or not value:
+        raise PayloadError(attribute.name, "must be a non-empty string", value)
+
+
+def optional_text(instance: Any, attribute: "attrs.Attribute[Any]", value: Any) -> None:
+    if value is not None and (type(value) is not str or not value):
+        raise PayloadError(attribute.name, "must be a non-empty string when given", value)
+
+
+def _positive_int(instance: Any, attribute: "attrs.Attribute[Any]", value: Any) -> None:
+    # bool is an int subclass, and JSON has no such confusion: reject it explicitly.
+    if type(value) is not int:
+        raise PayloadError(attribute.name, "must be an integer", value)
+    if value < 1:
+        raise PayloadError(attribute.name, "must be >= 1", value)
+
+
+def _count(instance: Any, attribute: "attrs.Attribute[Any]", value: Any) -> None:
+    if type(value) is not int or value < 0:
+        raise PayloadError(attribute.name, "must be an integer >= 0", value)
+
+
+def _flag(instance: Any, attribute: "attrs.Attribute[Any]", value: Any) -> None:
+    if type(value) is not bool:
+        raise PayloadError(attribute.name, "must be true or false", value)
+
+
+def optional_flag(instance: Any, attribute: "attrs.Attribute[Any]", value: Any) -> None:
+    if value is not None:
+        _flag(instance, attribute, value)
+
+
+def _utc(value: Any) -> Any:
+    """Converter: an aware datetime becomes UTC; anything else is left for the validator."""
+    if isinstance(value, datetime) and value.utcoffset() is not None:
+        return value.astimezone(timezone.utc)
+    return value
+
+
+def _aware_datetime(instance: Any, attribute: "attrs.Attribute[Any]", value: Any) -> None:
+    if not isinstance(value, datetime):
+        raise PayloadError(attribute.name, "must be a datetime", value)
+    if value.utcoffset() is None:
+        raise PayloadError(attribute.name, "must be timezone-aware (a naive datetime is ambiguous)", value)
+
+
+def _optional_aware_datetime(instance: Any, attribute: "attrs.Attribute[Any]", value: Any) -> None:
+    if value is not None:
+        _aware_datetime(instance, attribute, value)
+
+
+def creator_key_format(instance: Any, attribute: "attrs.Attribute[Any]", value: Any) -> None:
+    if value is not None and (type(value) is not str or not CREATOR_KEY_PATTERN.fullmatch(value)):
+        raise PayloadError(attribute.name, "must be 5 uppercase letters or digits (^[A-Z0-9]{5}$)", value)
+
+
+def platform_choice(instance: Any, attribute: "attrs.Attribute[Any]", value: Any) -> None:
+    if value is not None and value not in PLATFORMS:
+        raise PayloadError(attribute.name, "must be one of " + ", ".join(PLATFORMS), value)
+
+
+def _event_name(instance: Any, attribute: "attrs.Attribute[Any]", value: Any) -> None:
+    if type(value) is not str or not EVENT_NAME_PATTERN.fullmatch(value):
+        raise PayloadError(
+            attribute.name, "must be 1 to 64 letters, digits or underscores (^[A-Za-z0-9_]{1,64}$)", value
+        )
+
+
+def plain_dict(value: Any) -> Any:
+    """Converter: any mapping (Ren'Py's rollback-aware dicts included) becomes a plain dict copy."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    return value
+
+
+def json_object(instance: Any, attribute: "attrs.Attribute[Any]", value: Any) -> None:
+    if value is None:
+        return
+    if not isinstance(value, dict):
+        raise PayloadError(attribute.name, "must be a mapping of string keys to JSON values", value)
+    for key in value:
+        if type(key) is not str:
+            raise PayloadError(attribute.name, "keys must be strings", key)
+    size = json_size(attribute.name, value)
+    if size > MAX_JSON_OBJECT_BYTES:
+        raise PayloadError(
+            attribute.name,
+            f"must encode to at most {MAX_JSON_OBJECT_BYTES} bytes of JSON, not {size}",
+            show_value=False,
+        )
+
+
+def json_size(field: str, value: Any) -> int:
+    """The size of ``value`` as compact UTF-8 JSON, or PayloadError if it is not JSON."""
+    try:
+        encoded = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as error:
+        raise PayloadError(field, f"must hold only JSON values ({error})", show_value=False) from None
+    return len(encoded.encode("utf-8"))
+
+
+def _string_map(instance: Any, attribute: "attrs.Attribute[Any]", value: Any) -> None:
+    if value is None:
+        return
+    if not isinstance(value, dict):
+        raise PayloadError(attribute.name, "must be a mapping of strings to strings", value)
+    for key, item in value.items():
+        if type(key) is not str or type(item) is not str:
+            raise PayloadError(attribute.name, "must map strings to strings", {key: item})
+
+
+# -- PlayCamp: Record Playtime Session -----------------------------------------------------------
+
+
+@attrs.frozen
+class PlaytimeSession:
+    """One play session, as PlayCamp records it (``POST /v1/server/playtime/sessions``)."""
+
+    session_id: str = attrs.field(validator=required_text)
+    user_id: str = attrs.field(validator=required_text)
+    duration_seconds: int = attrs.field(validator=_positive_int)
+    started_at: datetime = attrs.field(converter=_utc, validator=_aware_datetime)
+    ended_at: datetime = attrs.field(converter=_utc, validator=_aware_datetime)
+    campaign_id: Optional[str] = attrs.field(default=None, validator=optional_text)
+    creator_key: Optional[str] = attrs.field(default=None, validator=creator_key_format)
+    platform: Optional[str] = attrs.field(default=None, validator=platform_choice)
+    metadata: Optional[Mapping[str, Any]] = attrs.field(
+        default=None, converter=plain_dict, validator=json_object
+    )
+    callback_id: Optional[str] = attrs.field(default=None, validator=optional_text)
+    is_test: Optional[bool] = attrs.field(default=None, validator=optional_flag)
+
+    def __attrs_post_init__(self) -> None:
+        if self.ended_at < self.started_at:
+            raise PayloadError("ended_at", "must not precede the start", self.ended_at)
+
+
+@attrs.frozen
+class PlaytimeSessionResult:
+    """PlayCamp's answer to one recorded session (``data`` of the response)."""
+
+    session_id: str = attrs.field(validator=required_text)
+    user_id: str = attrs.field(validator=required_text)
+    duration_seconds: int = attrs.field(validator=_positive_int)
+    recorded: bool = attrs.field(validator=_flag)
+    created_at: datetime = attrs.field(converter=_utc, validator=_aware_datetime)
+
+
+def _bulk_sessions(instance: Any, attribute: "attrs.Attribute[Any]", value: Any) -> None:
+    if not 1 <= len(value) <= MAX_BULK_SESSIONS:
+        raise PayloadError(
+            attribute.name, f"must hold 1 to {MAX_BULK_SESSIONS} sessions, not {len(value)}", show_value=False
+        )
+    for item in value:
+        if not isinstance(item, PlaytimeSession):
+            raise PayloadError(attribute.name, "must hold PlaytimeSession items", item)
+
+
+@attrs.frozen
+class BulkPlaytimeRequest:
+    """Many sessions in one request (``POST /v1/server/playtime/sessions/bulk``)."""
+
+    sessions: Tuple[PlaytimeSession, ...] = attrs.field(converter=tuple, validator=_bulk_sessions)
+    callback_id: Optional[str] = attrs.field(default=None, validator=optional_text)
+    is_test: Optional[bool] = attrs.field(default=None, validator=optional_flag)
+
+
+def _bulk_status(instance: Any, attribute: "attrs.Attribute[Any]", value: Any) -> None:
+    if value not in BULK_STATUSES:
+        raise PayloadError(attribute.name, "must be one of " + ", ".join(BULK_STATUSES), value)
+
+
+@attrs.frozen
+class BulkItemResult:
+    """What happened to one session of a bulk request."""
+
+    session_id: str = attrs.field(validator=required_text)
+    status: str = attrs.field(validator=_bulk_status)
+    error: Optional[str] = attrs.field(default=None, validator=optional_text)
+
+
+@attrs.frozen
+class BulkPlaytimeResult:
+    """PlayCamp's answer to a bulk request (``data`` of the response)."""
+
+    total_requested: int = attrs.field(validator=_count)
+    successful: int = attrs.field(validator=_count)
+    failed: int = attrs.field(validator=_count)
+    skipped: int = attrs.field(validator=_count)
+    results: Tuple[BulkItemResult, ...] = attrs.field(converter=tuple)
+
+
+@attrs.frozen
+class PlayCampErrorDetail:
+    """One entry of a PlayCamp validation error's ``details``."""
+
+    message: str
+    path: Optional[str] = None
+    target: Optional[str] = None
+
+
+@attrs.frozen
+class PlayCampError:
+    """A PlayCamp error body: ``{"code": "VALIDATION_ERROR", "error": "...", "details": [...]}``."""
+
+    code: str
+    error: str
+    details: Tuple[PlayCampErrorDetail, ...] = attrs.field(default=(), converter=tuple)
+
+
+# -- PlayFab: WriteCharacterEvent ----------------------------------------------------------------
+
+
+@attrs.frozen
+class CharacterEvent:
+    """One character event, as PlayFab takes it (``POST /Server/WriteCharacterEvent``)."""
+
+    character_id: str = attrs.field(validator=required_text)
+    event_name: str = attrs.field(validator=_event_name)
+    playfab_id: str = attrs.field(validator=required_text)
+    body: Optional[Mapping[str, Any]] = attrs.field(default=None, converter=plain_dict, validator=json_object)
+    timestamp: Optional[datetime] = attrs.field(default=None, converter=_utc, validator=_optional_aware_datetime)
+    custom_tags: Optional[Mapping[str, str]] = attrs.field(
+        default=None, converter=plain_dict, validator=_string_map
+    )
+
+
+@attrs.frozen
+class CharacterEventResult:
+    """PlayFab's answer to a written event (``data`` of the envelope)."""
+
+    event_id: str = attrs.field(validator=required_text)
+
+
+@attrs.frozen
+class PlayFabError:
+    """PlayFab's ``ApiErrorWrapper``: every failure of every call has this shape."""
+
+    code: int
+    status: str
+    error: str
+    error_code: int
+    error_message: str
+    error_details: Optional[Mapping[str, Tuple[str, ...]]] = None
+    retry_after_seconds: Optional[int] = None

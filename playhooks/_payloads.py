@@ -1,0 +1,91 @@
+"""From hook arguments to validated models: the same code for the strict caller and the worker.
+
+Each character event carries a client event id in its ``Body``, under ``playhooks_event_id``.
+PlayFab has no idempotency key for this call, so a retry after an ambiguous failure (a timeout
+after the request was sent) can write an event twice; the id lets whoever reads PlayStream remove
+such duplicates. It goes in ``Body`` rather than ``CustomTags`` because ``Body`` is the part of the
+event PlayStream stores and exports with it, where deduplication happens.
+"""
+
+import uuid
+from datetime import datetime, timezone
+from typing import Any, Mapping, Optional
+
+from ._errors import PayloadError
+from ._models import CharacterEvent, PlaytimeSession
+from ._session import Segment, Session
+
+EVENT_ID_KEY = "playhooks_event_id"
+
+
+def event_model(
+    event_name: Any,
+    character_id: Any,
+    playfab_id: Any,
+    body: Any,
+    timestamp: Any,
+    custom_tags: Any,
+    session: Any,
+    called_at: float,
+) -> CharacterEvent:
+    """Build the event a hook call describes, filling ids from its session.
+
+    Args:
+        called_at: wall-clock seconds when the hook was called: the event's ``Timestamp`` unless
+            the caller gave one. It is always sent, so an event delivered late (after an outage)
+            keeps the time it happened rather than the time it arrived.
+
+    Raises:
+        PayloadError: naming the first field that breaks a rule.
+    """
+    if session is not None and not isinstance(session, Session):
+        raise PayloadError("session", "must be a Session returned by on_session_start", session)
+    defaults = session.options if session is not None else None
+    if character_id is None and defaults is not None:
+        character_id = defaults.character_id
+    if playfab_id is None and defaults is not None:
+        playfab_id = defaults.playfab_id
+    for name, value in (("character_id", character_id), ("playfab_id", playfab_id)):
+        if value is None:
+            raise PayloadError(
+                name, f"is required: pass it, or start the session with {name}= and pass session=", show_value=False
+            )
+    if body is None:
+        body = {}
+    elif not isinstance(body, Mapping):
+        raise PayloadError("body", "must be a mapping of string keys to JSON values", body)
+    elif EVENT_ID_KEY in body:
+        raise PayloadError("body", f"must not use the key {EVENT_ID_KEY!r}: playhooks puts the event id there", show_value=False)
+    body = dict(body)
+    body[EVENT_ID_KEY] = uuid.uuid4().hex
+    if timestamp is None:
+        timestamp = datetime.fromtimestamp(called_at, timezone.utc)
+    return CharacterEvent(
+        character_id=character_id,
+        event_name=event_name,
+        playfab_id=playfab_id,
+        body=body,
+        timestamp=timestamp,
+        custom_tags=custom_tags,
+    )
+
+
+def session_model(segment: Segment) -> Optional[PlaytimeSession]:
+    """The PlayCamp session a finished segment makes, or None when it is too short to send."""
+    duration = segment.duration_seconds
+    if duration < 1:
+        return None
+    options = segment.options
+    return PlaytimeSession(
+        session_id=segment.session_id,
+        user_id=options.user_id,
+        duration_seconds=duration,
+        started_at=segment.started_at,
+        ended_at=segment.ended_at,
+        campaign_id=options.campaign_id,
+        creator_key=options.creator_key,
+        platform=options.platform,
+        metadata=options.metadata,
+        callback_id=options.callback_id,
+        is_test=options.is_test,
+    )

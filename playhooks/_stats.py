@@ -1,0 +1,47 @@
+"""Counters behind ``Tracker.stats()``: every accepted, delivered and dropped payload, by reason."""
+
+import logging
+import threading
+from collections import Counter
+from typing import Any, Dict
+
+log = logging.getLogger("playhooks")
+
+# Why a payload was dropped. Each is counted; the first of each kind is logged as a warning.
+INVALID_EVENT = "invalid_event"
+INVALID_SESSION = "invalid_session"
+SESSION_TOO_SHORT = "session_too_short"
+QUEUE_FULL = "queue_full"
+TRACKER_CLOSED = "tracker_closed"
+SINK_ERROR = "sink_error"
+NO_SINK = "no_sink"
+
+
+class Counters:
+    """Thread-safe counts. Hot paths add to them rarely: only when something goes wrong."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter = Counter()
+        self._dropped: Counter = Counter()
+
+    def add(self, name: str, amount: int = 1) -> None:
+        with self._lock:
+            self._counts[name] += amount
+
+    def drop(self, reason: str, detail: str, amount: int = 1) -> None:
+        """Count ``amount`` payloads lost for ``reason``, and say so in the log.
+
+        The first drop of each reason is a warning, the rest are debug messages: a bad event sent
+        every frame must not flood the game's log.
+        """
+        with self._lock:
+            first = reason not in self._dropped
+            self._dropped[reason] += amount
+        log.log(logging.WARNING if first else logging.DEBUG, "dropped %d payload(s), %s: %s", amount, reason, detail)
+
+    def snapshot(self) -> Dict[str, Any]:
+        with self._lock:
+            counts: Dict[str, Any] = dict(self._counts)
+            counts["dropped"] = dict(self._dropped)
+        return counts

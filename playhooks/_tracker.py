@@ -1,0 +1,279 @@
+"""The Tracker: the hooks a game calls, and the only part of playhooks that runs on its thread.
+
+A hook does the least it can: find the session, copy the arguments into a tuple and append it to
+a queue. No I/O, no JSON, no validation of the payload (unless ``strict``): the worker does the rest.
+"""
+
+import logging
+import threading
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Union
+
+from ._errors import ConfigurationError, PayloadError, PlayhooksError
+from ._session import Segment, Session, SessionOptions
+from ._settings import Settings
+from ._sinks import CallbackSink, Sink
+from ._payloads import event_model
+from ._stats import INVALID_EVENT, INVALID_SESSION, QUEUE_FULL, TRACKER_CLOSED, Counters
+from ._worker import EVENT_MODEL, RAW_EVENT, SEGMENT, Worker, new_queue
+
+log = logging.getLogger("playhooks")
+
+SinkLike = Union[Sink, Callable[..., Any]]
+
+
+class Tracker:
+    """Tracks play sessions and character events and hands their payloads to sinks.
+
+    Args:
+        sinks: where payloads go: ``Sink`` instances, or callables taking a ``Payload``.
+        strict: raise ``PayloadError`` on bad input instead of logging and counting it.
+        idle_timeout, flush_interval, max_queue, clock: see ``playhooks.Settings``.
+
+    Raises:
+        ConfigurationError: a setting or a sink is not usable.
+
+    A tracker holds any number of open sessions, at most one per user. With exactly one open
+    (a single-player game), hooks called with ``session=None`` apply to it.
+    """
+
+    def __init__(self, sinks: Iterable[SinkLike] = (), **settings: Any) -> None:
+        try:
+            self.settings = Settings(**settings)
+        except TypeError as error:  # an unknown keyword
+            raise ConfigurationError(str(error)) from None
+        self.sinks: List[Sink] = []
+        for sink in sinks:
+            if isinstance(sink, Sink):
+                self.sinks.append(sink)
+            elif callable(sink):
+                self.sinks.append(CallbackSink(sink))
+            else:
+                raise ConfigurationError(f"sinks: each must be a Sink or a callable (got {sink!r})")
+        self._clock = self.settings.clock
+        self._strict = self.settings.strict
+        self._max_queue = self.settings.max_queue
+        self._lock = threading.Lock()
+        self._open: Dict[str, Session] = {}
+        self._sole: Optional[Session] = None  # the open session when there is exactly one
+        self._closed = False
+        self._counters = Counters()
+        self._queue = new_queue()
+        self._worker = Worker(self._queue, self.sinks, self._counters, self.settings.flush_interval)
+
+    # -- hooks -----------------------------------------------------------------------------------
+
+    def on_session_start(
+        self,
+        user_id: str,
+        *,
+        campaign_id: Optional[str] = None,
+        creator_key: Optional[str] = None,
+        platform: Optional[str] = None,
+        metadata: Optional[Mapping[str, Any]] = None,
+        callback_id: Optional[str] = None,
+        is_test: Optional[bool] = None,
+        playfab_id: Optional[str] = None,
+        character_id: Optional[str] = None,
+    ) -> Optional[Session]:
+        """Start a play session for ``user_id``; its clock starts now.
+
+        Options are PlayCamp's optional fields (``platform``: iOS, Android, Web, Roblox or Other;
+        ``creator_key``: 5 uppercase letters or digits), plus ``playfab_id`` and ``character_id``,
+        the defaults for this session's character events. They are checked here, in either mode.
+        If ``user_id`` already has an open session, that one ends first: one player cannot play
+        two sessions at once, and two open sessions would count the same time twice.
+
+        Returns:
+            the session; None if the tracker is closed or (when not strict) the input was bad.
+
+        Raises:
+            PayloadError: only when strict, naming the bad option and its rule.
+        """
+        if self._closed:
+            return self._refuse(TRACKER_CLOSED, "on_session_start after close()")
+        try:
+            options = SessionOptions(
+                user_id=user_id,
+                campaign_id=campaign_id,
+                creator_key=creator_key,
+                platform=platform,
+                metadata=metadata,
+                callback_id=callback_id,
+                is_test=is_test,
+                playfab_id=playfab_id,
+                character_id=character_id,
+            )
+        except PayloadError as error:
+            if self._strict:
+                raise
+            return self._refuse(INVALID_SESSION, str(error))
+        session = Session(options, self._clock)
+        with self._lock:
+            previous = self._open.pop(user_id, None)
+            self._open[user_id] = session
+            self._sole = session if len(self._open) == 1 else None
+            if previous is not None:
+                self._send_segment(previous._end())
+        return session
+
+    def on_session_pause(self, session: Optional[Session] = None) -> None:
+        """Stop counting active time (the game lost focus or was minimized). Idempotent."""
+        with self._lock:
+            target = self._resolve(session, "on_session_pause")
+            if target is not None:
+                target._pause()
+
+    def on_session_resume(self, session: Optional[Session] = None) -> None:
+        """Count active time again. After a pause longer than ``idle_timeout`` the session has
+        ended at the pause, and this starts a new one (new ``session.id``, same handle)."""
+        with self._lock:
+            target = self._resolve(session, "on_session_resume")
+            if target is not None:
+                self._send_segment(target._resume(self.settings.idle_timeout))
+
+    def on_session_end(self, session: Optional[Session] = None) -> None:
+        """End the session and send it. Ending it again, or with none open, does nothing."""
+        with self._lock:
+            target = self._resolve(session, "on_session_end")
+            if target is None:
+                return
+            if self._open.get(target.user_id) is target:
+                del self._open[target.user_id]
+                self._sole = next(iter(self._open.values())) if len(self._open) == 1 else None
+            self._send_segment(target._end())
+
+    def on_character_event(
+        self,
+        event_name: str,
+        *,
+        character_id: Optional[str] = None,
+        playfab_id: Optional[str] = None,
+        body: Optional[Mapping[str, Any]] = None,
+        timestamp: Any = None,
+        custom_tags: Optional[Mapping[str, str]] = None,
+        session: Optional[Session] = None,
+    ) -> None:
+        """Record a character event (PlayFab ``WriteCharacterEvent``).
+
+        Args:
+            event_name: ``^[A-Za-z0-9_]{1,64}$``, by convention ``subject_verb``: ``level_completed``.
+            character_id, playfab_id: default to the session's.
+            body: the event's properties, JSON values only, at most 10 KiB encoded.
+            timestamp: an aware datetime; defaults to now.
+            custom_tags: strings to strings.
+            session: which session's defaults to use; None means the only open one.
+
+        Raises:
+            PayloadError: only when strict. Otherwise bad input is checked on the worker, then
+            logged and counted as ``invalid_event``.
+        """
+        if self._strict:
+            self._strict_event(event_name, character_id, playfab_id, body, timestamp, custom_tags, session)
+            return
+        try:
+            if self._closed:
+                self._refuse(TRACKER_CLOSED, "on_character_event after close()")
+                return
+            if len(self._queue) >= self._max_queue:
+                self._counters.drop(QUEUE_FULL, f"{self._max_queue} events already wait for the worker")
+                return
+            if isinstance(body, dict):
+                body = body.copy()  # the game may reuse its dict before the worker reads it
+            self._queue.append(
+                (
+                    RAW_EVENT,
+                    event_name,
+                    character_id,
+                    playfab_id,
+                    body,
+                    timestamp,
+                    custom_tags,
+                    self._sole if session is None else session,
+                    self._clock.wall(),
+                )
+            )
+        except Exception:  # a hook must never raise into the game
+            log.exception("on_character_event failed")
+            self._counters.drop(INVALID_EVENT, "on_character_event failed")
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def flush(self, timeout: float = 2.0) -> int:
+        """Wait at most ``timeout`` seconds for every payload accepted so far to reach the sinks.
+
+        Returns:
+            how many payloads are still pending (0 when all went out).
+        """
+        return self._worker.flush(timeout)
+
+    def close(self, timeout: float = 2.0) -> int:
+        """End every open session, flush, and stop the worker, all within ``timeout`` seconds.
+
+        Hooks called afterwards do nothing (counted as ``tracker_closed``). Closing twice is safe.
+
+        Returns:
+            how many payloads are still pending when it returns.
+        """
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                for session in self._open.values():
+                    self._send_segment(session._end())
+                self._open.clear()
+                self._sole = None
+        return self._worker.stop(timeout)
+
+    def stats(self) -> Dict[str, Any]:
+        """Counters: ``accepted``, ``delivered``, ``pending``, ``open_sessions``, and ``dropped``
+        (a dict of counts by reason)."""
+        stats = {"accepted": 0, "delivered": 0}
+        stats.update(self._counters.snapshot())
+        stats["pending"] = self._worker.pending
+        stats["open_sessions"] = len(self._open)
+        return stats
+
+    def __enter__(self) -> "Tracker":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"open_sessions={len(self._open)}"
+        return f"<Tracker sinks={self.sinks!r} {state}>"
+
+    # -- internals -------------------------------------------------------------------------------
+
+    def _resolve(self, session: Optional[Session], hook: str) -> Optional[Session]:
+        """The session a hook applies to: the one given, else the only open one."""
+        if session is not None:
+            if isinstance(session, Session):
+                return session
+            error = PayloadError("session", "must be a Session returned by on_session_start", session)
+        elif self._sole is not None or not self._open:
+            return self._sole
+        else:
+            error = PayloadError("session", f"is required: {len(self._open)} sessions are open", show_value=False)
+        if self._strict:
+            raise error
+        log.warning("%s ignored: %s", hook, error)
+        return None
+
+    def _send_segment(self, segment: Optional[Segment]) -> None:
+        # Sessions skip the queue bound: they are few, and they are the playtime itself.
+        if segment is not None:
+            self._queue.append((SEGMENT, segment))
+
+    def _strict_event(self, *arguments: Any) -> None:
+        if self._closed:
+            raise PlayhooksError("on_character_event: the tracker is closed")
+        *arguments, session = arguments
+        model = event_model(*arguments, self._sole if session is None else session, self._clock.wall())
+        if len(self._queue) >= self._max_queue:
+            self._counters.drop(QUEUE_FULL, f"{self._max_queue} events already wait for the worker")
+            return
+        self._queue.append((EVENT_MODEL, model))
+
+    def _refuse(self, reason: str, detail: str) -> None:
+        self._counters.drop(reason, detail)
+        return None

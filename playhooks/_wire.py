@@ -1,0 +1,202 @@
+"""The one module that knows the two services' JSON.
+
+PlayCamp speaks camelCase (``sessionId``), PlayFab's requests and ``data`` speak PascalCase
+(``PlayFabId``) while its error wrapper is camelCase (``errorCode``). Each style is a private
+``cattrs.Converter`` built completely in ``_build_converter``; models keep their Python names.
+
+Both directions are strict where a server must be: ``structure`` rejects ``"7"`` or ``true`` for an
+integer, a timestamp in any but the one format, and unknown fields of a request, raising
+``PayloadError`` with the JSON path of the field (``sessions[2].creatorKey``).
+
+This module imports cattrs, so the game's ``import playhooks`` does not load it: the worker does.
+"""
+
+import json
+import re
+from datetime import datetime, timezone
+from typing import Any, Callable, Dict, List, Mapping, Type, TypeVar
+
+import cattrs
+from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+
+from ._errors import PayloadError
+from ._models import (
+    BulkItemResult,
+    BulkPlaytimeRequest,
+    BulkPlaytimeResult,
+    CharacterEvent,
+    CharacterEventResult,
+    PlayCampError,
+    PlayCampErrorDetail,
+    PlayFabError,
+    PlaytimeSession,
+    PlaytimeSessionResult,
+)
+
+Model = TypeVar("Model")
+
+_TIMESTAMP = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})\.(\d{3})Z")
+
+
+def format_timestamp(moment: datetime) -> str:
+    """``YYYY-MM-DDTHH:mm:ss.sssZ`` in UTC, milliseconds truncated: the only format either API takes."""
+    moment = moment.astimezone(timezone.utc)
+    # Not strftime: it does not zero-pad years below 1000 on every platform.
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ" % (
+        moment.year,
+        moment.month,
+        moment.day,
+        moment.hour,
+        moment.minute,
+        moment.second,
+        moment.microsecond // 1000,
+    )
+
+
+def parse_timestamp(text: Any) -> datetime:
+    """The inverse of ``format_timestamp``; anything but that exact format is a ``ValueError``."""
+    match = _TIMESTAMP.fullmatch(text) if type(text) is str else None
+    if match is None:
+        raise ValueError("must be a UTC timestamp formatted YYYY-MM-DDTHH:mm:ss.sssZ")
+    year, month, day, hour, minute, second, millis = (int(part) for part in match.groups())
+    return datetime(year, month, day, hour, minute, second, millis * 1000, tzinfo=timezone.utc)
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
+def _pascal(name: str) -> str:
+    return "PlayFabId" if name == "playfab_id" else "".join(part.capitalize() for part in name.split("_"))
+
+
+# Which key style each model speaks, and whether a server refuses fields it does not know.
+_STYLES: Dict[type, Callable[[str], str]] = {
+    PlaytimeSession: _camel,
+    PlaytimeSessionResult: _camel,
+    BulkPlaytimeRequest: _camel,
+    BulkItemResult: _camel,
+    BulkPlaytimeResult: _camel,
+    PlayCampError: _camel,
+    PlayCampErrorDetail: _camel,
+    CharacterEvent: _pascal,
+    CharacterEventResult: _pascal,
+    PlayFabError: _camel,
+}
+_CLOSED_REQUESTS = (PlaytimeSession, BulkPlaytimeRequest)
+
+
+def wire_name(cls: type, field: str) -> str:
+    """The JSON key of a model's field: ``wire_name(CharacterEvent, "playfab_id") == "PlayFabId"``."""
+    return _STYLES[cls](field)
+
+
+def _strict(kind: type, rule: str) -> Callable[[Any, type], Any]:
+    def structure(value: Any, _: type) -> Any:
+        # type() rather than isinstance: True is an int and 2.0 is not 2 on the wire.
+        if type(value) is not kind:
+            raise ValueError(rule)
+        return value
+
+    return structure
+
+
+def _build_converter() -> cattrs.Converter:
+    converter = cattrs.Converter(detailed_validation=True)
+    converter.register_structure_hook(int, _strict(int, "must be an integer"))
+    converter.register_structure_hook(str, _strict(str, "must be a string"))
+    converter.register_structure_hook(bool, _strict(bool, "must be true or false"))
+    converter.register_structure_hook(datetime, lambda value, _: parse_timestamp(value))
+    converter.register_unstructure_hook(datetime, format_timestamp)
+    for cls, style in _STYLES.items():
+        renames = {field.name: override(rename=style(field.name)) for field in cls.__attrs_attrs__}
+        converter.register_unstructure_hook(
+            cls, make_dict_unstructure_fn(cls, converter, _cattrs_omit_if_default=True, **renames)
+        )
+        converter.register_structure_hook(
+            cls,
+            make_dict_structure_fn(
+                cls, converter, _cattrs_forbid_extra_keys=cls in _CLOSED_REQUESTS, **renames
+            ),
+        )
+    return converter
+
+
+_converter = _build_converter()
+
+
+def unstructure(model: Any) -> Dict[str, Any]:
+    """A model as the JSON object its service sends or answers, optional fields left out when unset."""
+    return _converter.unstructure(model)
+
+
+def structure(data: Any, cls: Type[Model]) -> Model:
+    """A JSON object (already decoded) as a model, by the strict rules a server applies.
+
+    Raises:
+        PayloadError: the first broken rule, its ``field`` the JSON path (``sessions[0].userId``).
+    """
+    if not isinstance(data, Mapping):
+        raise PayloadError("$", "must be a JSON object", data)
+    try:
+        return _converter.structure(data, cls)
+    except (ClassValidationError, IterableValidationError) as error:
+        raise _first_problem(error, cls, "") from None
+
+
+def _first_problem(error: BaseException, cls: Any, path: str) -> PayloadError:
+    """Turn cattrs' tree of errors into one PayloadError that names the JSON path."""
+    for inner in getattr(error, "exceptions", ()):
+        step, inner_cls = path, cls
+        for note in getattr(inner, "__notes__", ()):
+            if hasattr(note, "name") and cls in _STYLES:
+                step = _join(path, wire_name(cls, note.name))
+                inner_cls = _item_type(note.type)
+            elif hasattr(note, "index"):
+                step = f"{path}[{note.index}]"
+                inner_cls = _item_type(note.type)
+        if isinstance(inner, (ClassValidationError, IterableValidationError)):
+            return _first_problem(inner, inner_cls, step)
+        if isinstance(inner, ForbiddenExtraKeysError):
+            unknown = ", ".join(sorted(inner.extra_fields))
+            return PayloadError(path or "$", f"has unknown fields: {unknown}", show_value=False)
+        if isinstance(inner, KeyError):
+            return PayloadError(step, "is required", show_value=False)
+        if isinstance(inner, PayloadError):
+            # A model's own rule: its field is the Python name of an attribute of cls.
+            return PayloadError(_join(path, wire_name(cls, inner.field)), inner.rule, show_value=False)
+        return PayloadError(step or "$", str(inner) or type(inner).__name__, show_value=False)
+    return PayloadError(path or "$", str(error), show_value=False)
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _item_type(annotation: Any) -> Any:
+    """The model class inside ``Tuple[Model, ...]`` or ``Optional[Model]``, if there is one."""
+    for candidate in (annotation, *getattr(annotation, "__args__", ())):
+        if candidate in _STYLES:
+            return candidate
+    return annotation
+
+
+def encode(data: Any) -> bytes:
+    """Compact UTF-8 JSON, as sent on the wire (NaN and Infinity refused: they are not JSON)."""
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
+
+
+def playfab_envelope(result: CharacterEventResult) -> Dict[str, Any]:
+    """PlayFab's success envelope: ``{"code": 200, "status": "OK", "data": {...}}``."""
+    return {"code": 200, "status": "OK", "data": unstructure(result)}
+
+
+def playcamp_envelope(result: Any) -> Dict[str, Any]:
+    """PlayCamp's success envelope: ``{"data": {...}}``."""
+    return {"data": unstructure(result)}
+
+
+def session_list(models: List[PlaytimeSession]) -> List[Dict[str, Any]]:
+    return [unstructure(model) for model in models]
