@@ -53,8 +53,9 @@ class Worker:
         Returns:
             how many payloads are still pending when it returns (0: all done).
         """
-        if threading.current_thread() is self._thread:
-            return self.pending  # a sink flushing from inside send must not wait for itself
+        if threading.current_thread() is self._thread or not self._thread.is_alive():
+            # A sink flushing from inside send must not wait for itself; a stopped worker never comes.
+            return self.pending
         done = threading.Event()
         self._queue.append(done)
         self._wake.set()

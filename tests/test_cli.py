@@ -1,0 +1,46 @@
+"""The `playhooks` command and the samples run as a new user would run them."""
+
+import json
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run(*arguments, cwd=None):
+    return subprocess.run(
+        [sys.executable, *arguments], capture_output=True, text=True, check=True, timeout=60, cwd=cwd
+    )
+
+
+class TestDemo:
+    def test_demo_prints_a_session_and_its_events(self):
+        """`playhooks demo` plays a simulated session and prints valid payloads for both services."""
+        output = run("-m", "playhooks", "demo").stdout
+        session_text = output.split("POST /v1/server/playtime/sessions:\n")[1].split("\n\n")[0]
+        event_lines = output.split("POST /Server/WriteCharacterEvent:\n")[1].splitlines()
+        session = json.loads(session_text)
+        events = [json.loads(line) for line in event_lines]
+
+        assert (1320, "player-42") == (session["durationSeconds"], session["userId"])
+        assert ["coin_collected", "level_completed"] * 3 + ["player_died"] == [e["EventName"] for e in events]
+
+    def test_demo_payloads_pass_the_server_rules(self):
+        """What the demo prints is accepted by the same strict parser a server uses."""
+        from playhooks import _models, _wire
+
+        output = run("-m", "playhooks", "demo").stdout
+        session_text = output.split("sessions:\n")[1].split("\n\n")[0]
+        _wire.structure(json.loads(session_text), _models.PlaytimeSession)
+        for line in output.split("WriteCharacterEvent:\n")[1].splitlines():
+            _wire.structure(json.loads(line), _models.CharacterEvent)
+
+
+def test_quickstart_sample_runs(tmp_path):
+    """The README's example writes the event it sends and reports its stats."""
+    output = run(os.path.join(ROOT, "samples", "quickstart.py"), cwd=tmp_path).stdout
+    [event] = [json.loads(line) for line in (tmp_path / "telemetry.jsonl").read_text().splitlines()]
+
+    assert "level_completed" == event["EventName"]
+    assert "'session_too_short': 1" in output
