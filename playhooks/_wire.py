@@ -1,7 +1,7 @@
 """The one module that knows the two services' JSON.
 
 PlayCamp speaks camelCase (``sessionId``), PlayFab's requests and ``data`` speak PascalCase
-(``PlayFabId``) while its error wrapper is camelCase (``errorCode``). Each style is a private
+(``PlayFabId``) while its error wrapper is camelCase (``errorCode``). Each service has a private
 ``cattrs.Converter`` built completely in ``_build_converter``; models keep their Python names.
 
 Both directions are strict where a server must be: ``structure`` rejects ``"7"`` or ``true`` for an
@@ -14,8 +14,9 @@ This module imports cattrs, so the game's ``import playhooks`` does not load it:
 import json
 import re
 from datetime import datetime, timezone
-from typing import Any, Callable, Dict, List, Mapping, Type, TypeVar
+from typing import Any, Callable, Dict, Mapping, Type, TypeVar
 
+import attrs
 import cattrs
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
@@ -72,8 +73,8 @@ def _pascal(name: str) -> str:
     return "PlayFabId" if name == "playfab_id" else "".join(part.capitalize() for part in name.split("_"))
 
 
-# Which key style each model speaks, and whether a server refuses fields it does not know.
-_STYLES: Dict[type, Callable[[str], str]] = {
+# Each service's converter, and the key style of each model it speaks.
+_PLAYCAMP_MODELS: Dict[type, Callable[[str], str]] = {
     PlaytimeSession: _camel,
     PlaytimeSessionResult: _camel,
     BulkPlaytimeRequest: _camel,
@@ -81,10 +82,14 @@ _STYLES: Dict[type, Callable[[str], str]] = {
     BulkPlaytimeResult: _camel,
     PlayCampError: _camel,
     PlayCampErrorDetail: _camel,
+}
+_PLAYFAB_MODELS: Dict[type, Callable[[str], str]] = {
     CharacterEvent: _pascal,
     CharacterEventResult: _pascal,
-    PlayFabError: _camel,
+    PlayFabError: _camel,  # PlayFab's ApiErrorWrapper is camelCase, unlike its requests and data
 }
+_STYLES = {**_PLAYCAMP_MODELS, **_PLAYFAB_MODELS}
+# PlayCamp refuses fields it does not know; PlayFab, like most APIs, ignores them.
 _CLOSED_REQUESTS = (PlaytimeSession, BulkPlaytimeRequest)
 
 
@@ -103,33 +108,37 @@ def _strict(kind: type, rule: str) -> Callable[[Any, type], Any]:
     return structure
 
 
-def _build_converter() -> cattrs.Converter:
+def _build_converter(models: Dict[type, Callable[[str], str]]) -> cattrs.Converter:
+    """One service's converter: strict scalars, the one timestamp format, its models' key names."""
     converter = cattrs.Converter(detailed_validation=True)
     converter.register_structure_hook(int, _strict(int, "must be an integer"))
     converter.register_structure_hook(str, _strict(str, "must be a string"))
     converter.register_structure_hook(bool, _strict(bool, "must be true or false"))
     converter.register_structure_hook(datetime, lambda value, _: parse_timestamp(value))
     converter.register_unstructure_hook(datetime, format_timestamp)
-    for cls, style in _STYLES.items():
-        renames = {field.name: override(rename=style(field.name)) for field in cls.__attrs_attrs__}
+    for cls, style in models.items():
+        renames = {field.name: override(rename=style(field.name)) for field in attrs.fields(cls)}
         converter.register_unstructure_hook(
             cls, make_dict_unstructure_fn(cls, converter, _cattrs_omit_if_default=True, **renames)
         )
         converter.register_structure_hook(
             cls,
-            make_dict_structure_fn(
-                cls, converter, _cattrs_forbid_extra_keys=cls in _CLOSED_REQUESTS, **renames
-            ),
+            make_dict_structure_fn(cls, converter, _cattrs_forbid_extra_keys=cls in _CLOSED_REQUESTS, **renames),
         )
     return converter
 
 
-_converter = _build_converter()
+_playcamp = _build_converter(_PLAYCAMP_MODELS)
+_playfab = _build_converter(_PLAYFAB_MODELS)
+
+
+def _converter_for(cls: type) -> cattrs.Converter:
+    return _playcamp if cls in _PLAYCAMP_MODELS else _playfab
 
 
 def unstructure(model: Any) -> Dict[str, Any]:
     """A model as the JSON object its service sends or answers, optional fields left out when unset."""
-    return _converter.unstructure(model)
+    return _converter_for(type(model)).unstructure(model)
 
 
 def structure(data: Any, cls: Type[Model]) -> Model:
@@ -141,7 +150,7 @@ def structure(data: Any, cls: Type[Model]) -> Model:
     if not isinstance(data, Mapping):
         raise PayloadError("$", "must be a JSON object", data)
     try:
-        return _converter.structure(data, cls)
+        return _converter_for(cls).structure(data, cls)
     except (ClassValidationError, IterableValidationError) as error:
         raise _first_problem(error, cls, "") from None
 
@@ -197,6 +206,3 @@ def playcamp_envelope(result: Any) -> Dict[str, Any]:
     """PlayCamp's success envelope: ``{"data": {...}}``."""
     return {"data": unstructure(result)}
 
-
-def session_list(models: List[PlaytimeSession]) -> List[Dict[str, Any]]:
-    return [unstructure(model) for model in models]
