@@ -109,30 +109,58 @@ def plain_dict(value: Any) -> Any:
     return value
 
 
+MAX_JSON_DEPTH = 32
+
+
+def _json_copy(value: Any, field: "attrs.Attribute[Any]") -> Any:
+    """Converter: a deep copy of a JSON object in plain dicts and lists, or PayloadError.
+
+    Deep, because the game may change a nested list after the call; checked on the way, because
+    ``json.dumps`` would quietly turn ``{1: "a"}`` into ``{"1": "a"}`` and NaN into invalid JSON.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise PayloadError(field.name, "must be a mapping of string keys to JSON values", value)
+    return _json_value(value, field.name, 0)
+
+
+def _json_value(value: Any, field: str, depth: int) -> Any:
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is float:
+        if value != value or value in (float("inf"), float("-inf")):
+            raise PayloadError(field, "must hold only JSON values, and NaN or Infinity is not one", value)
+        return value
+    if depth >= MAX_JSON_DEPTH:
+        raise PayloadError(field, f"must hold only JSON values, nested at most {MAX_JSON_DEPTH} deep", show_value=False)
+    if isinstance(value, Mapping):
+        copy = {}
+        for key, item in value.items():
+            if type(key) is not str:
+                raise PayloadError(field, "keys must be strings", key)
+            copy[key] = _json_value(item, field, depth + 1)
+        return copy
+    if isinstance(value, (list, tuple)):
+        return [_json_value(item, field, depth + 1) for item in value]
+    raise PayloadError(field, "must hold only JSON values: str, int, float, bool, None, lists and mappings", value)
+
+
+json_copy = attrs.Converter(_json_copy, takes_field=True)  # type: ignore[call-overload]
+
+
 def json_object(instance: Any, attribute: "attrs.Attribute[Any]", value: Any) -> None:
+    """Validator, after ``json_copy``: the encoded size bound."""
     if value is None:
         return
-    if not isinstance(value, dict):
-        raise PayloadError(attribute.name, "must be a mapping of string keys to JSON values", value)
-    for key in value:
-        if type(key) is not str:
-            raise PayloadError(attribute.name, "keys must be strings", key)
-    size = json_size(attribute.name, value)
+    size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
     if size > MAX_JSON_OBJECT_BYTES:
         raise PayloadError(
             attribute.name,
             f"must encode to at most {MAX_JSON_OBJECT_BYTES} bytes of JSON, not {size}",
             show_value=False,
         )
-
-
-def json_size(field: str, value: Any) -> int:
-    """The size of ``value`` as compact UTF-8 JSON, or PayloadError if it is not JSON."""
-    try:
-        encoded = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError, RecursionError) as error:
-        raise PayloadError(field, f"must hold only JSON values ({error})", show_value=False) from None
-    return len(encoded.encode("utf-8"))
 
 
 def _string_map(instance: Any, attribute: "attrs.Attribute[Any]", value: Any) -> None:
@@ -161,7 +189,7 @@ class PlaytimeSession:
     creator_key: Optional[str] = attrs.field(default=None, validator=creator_key_format)
     platform: Optional[str] = attrs.field(default=None, validator=platform_choice)
     metadata: Optional[Mapping[str, Any]] = attrs.field(
-        default=None, converter=plain_dict, validator=json_object
+        default=None, converter=json_copy, validator=json_object
     )
     callback_id: Optional[str] = attrs.field(default=None, validator=optional_text)
     is_test: Optional[bool] = attrs.field(default=None, validator=optional_flag)
@@ -182,6 +210,15 @@ class PlaytimeSessionResult:
     created_at: datetime = attrs.field(converter=_utc, validator=_aware_datetime)
 
 
+def _tuple(value: Any, field: "attrs.Attribute[Any]") -> Any:
+    if not isinstance(value, (list, tuple)):
+        raise PayloadError(field.name, "must be a list", value)
+    return tuple(value)
+
+
+as_tuple = attrs.Converter(_tuple, takes_field=True)  # type: ignore[call-overload]
+
+
 def _bulk_sessions(instance: Any, attribute: "attrs.Attribute[Any]", value: Any) -> None:
     if not 1 <= len(value) <= MAX_BULK_SESSIONS:
         raise PayloadError(
@@ -196,9 +233,18 @@ def _bulk_sessions(instance: Any, attribute: "attrs.Attribute[Any]", value: Any)
 class BulkPlaytimeRequest:
     """Many sessions in one request (``POST /v1/server/playtime/sessions/bulk``)."""
 
-    sessions: Tuple[PlaytimeSession, ...] = attrs.field(converter=tuple, validator=_bulk_sessions)
+    sessions: Tuple[PlaytimeSession, ...] = attrs.field(converter=as_tuple, validator=_bulk_sessions)
     callback_id: Optional[str] = attrs.field(default=None, validator=optional_text)
     is_test: Optional[bool] = attrs.field(default=None, validator=optional_flag)
+
+
+def _items_of(cls: type) -> Any:
+    def validate(instance: Any, attribute: "attrs.Attribute[Any]", value: Any) -> None:
+        for item in value:
+            if not isinstance(item, cls):
+                raise PayloadError(attribute.name, f"must hold {cls.__name__} items", item)
+
+    return validate
 
 
 def _bulk_status(instance: Any, attribute: "attrs.Attribute[Any]", value: Any) -> None:
@@ -223,7 +269,7 @@ class BulkPlaytimeResult:
     successful: int = attrs.field(validator=_count)
     failed: int = attrs.field(validator=_count)
     skipped: int = attrs.field(validator=_count)
-    results: Tuple[BulkItemResult, ...] = attrs.field(converter=tuple)
+    results: Tuple[BulkItemResult, ...] = attrs.field(converter=as_tuple, validator=_items_of(BulkItemResult))
 
 
 @attrs.frozen
@@ -241,7 +287,9 @@ class PlayCampError:
 
     code: str
     error: str
-    details: Tuple[PlayCampErrorDetail, ...] = attrs.field(default=(), converter=tuple)
+    details: Tuple[PlayCampErrorDetail, ...] = attrs.field(
+        default=(), converter=as_tuple, validator=_items_of(PlayCampErrorDetail)
+    )
 
 
 # -- PlayFab: WriteCharacterEvent ----------------------------------------------------------------
@@ -254,7 +302,7 @@ class CharacterEvent:
     character_id: str = attrs.field(validator=required_text)
     event_name: str = attrs.field(validator=_event_name)
     playfab_id: str = attrs.field(validator=required_text)
-    body: Optional[Mapping[str, Any]] = attrs.field(default=None, converter=plain_dict, validator=json_object)
+    body: Optional[Mapping[str, Any]] = attrs.field(default=None, converter=json_copy, validator=json_object)
     timestamp: Optional[datetime] = attrs.field(default=None, converter=_utc, validator=_optional_aware_datetime)
     custom_tags: Optional[Mapping[str, str]] = attrs.field(
         default=None, converter=plain_dict, validator=_string_map

@@ -26,7 +26,7 @@ from ._models import (
     json_object,
     optional_flag,
     optional_text,
-    plain_dict,
+    json_copy,
     platform_choice,
     required_text,
 )
@@ -41,7 +41,7 @@ class SessionOptions:
     creator_key: Optional[str] = attrs.field(default=None, validator=creator_key_format)
     platform: Optional[str] = attrs.field(default=None, validator=platform_choice)
     metadata: Optional[Mapping[str, Any]] = attrs.field(
-        default=None, converter=plain_dict, validator=json_object
+        default=None, converter=json_copy, validator=json_object
     )
     callback_id: Optional[str] = attrs.field(default=None, validator=optional_text)
     is_test: Optional[bool] = attrs.field(default=None, validator=optional_flag)

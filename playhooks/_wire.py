@@ -11,13 +11,16 @@ integer, a timestamp in any but the one format, and unknown fields of a request,
 This module imports cattrs, so the game's ``import playhooks`` does not load it: the worker does.
 """
 
+import collections.abc
 import json
 import re
+import typing
 from datetime import datetime, timezone
 from typing import Any, Callable, Dict, Mapping, Type, TypeVar
 
 import attrs
 import cattrs
+from cattrs.cols import homogenous_tuple_structure_factory, mapping_structure_factory
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
@@ -37,11 +40,14 @@ from ._models import (
 
 Model = TypeVar("Model")
 
-_TIMESTAMP = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})\.(\d{3})Z")
+# [0-9], not \d: \d also matches other scripts' digits, which int() would then read.
+_TIMESTAMP = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})\.([0-9]{3})Z")
 
 
 def format_timestamp(moment: datetime) -> str:
     """``YYYY-MM-DDTHH:mm:ss.sssZ`` in UTC, milliseconds truncated: the only format either API takes."""
+    if moment.utcoffset() is None:
+        raise ValueError("a naive datetime has no time zone: give an aware one")
     moment = moment.astimezone(timezone.utc)
     # Not strftime: it does not zero-pad years below 1000 on every platform.
     return "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ" % (
@@ -108,6 +114,36 @@ def _strict(kind: type, rule: str) -> Callable[[Any, type], Any]:
     return structure
 
 
+def _is_tuple(type_: Any) -> bool:
+    return typing.get_origin(type_) is tuple
+
+
+def _array(type_: Any, converter: cattrs.Converter) -> Callable[[Any, Any], Any]:
+    items = homogenous_tuple_structure_factory(type_, converter)
+
+    def structure(value: Any, _: Any) -> Any:
+        if type(value) is not list:
+            raise ValueError("must be an array")
+        return items(value, type_)
+
+    return structure
+
+
+def _is_mapping(type_: Any) -> bool:
+    return typing.get_origin(type_) is collections.abc.Mapping
+
+
+def _object(type_: Any, converter: cattrs.Converter) -> Callable[[Any, Any], Any]:
+    entries = mapping_structure_factory(type_, converter)
+
+    def structure(value: Any, _: Any) -> Any:
+        if type(value) is not dict:
+            raise ValueError("must be an object")
+        return entries(value, type_)
+
+    return structure
+
+
 def _build_converter(models: Dict[type, Callable[[str], str]]) -> cattrs.Converter:
     """One service's converter: strict scalars, the one timestamp format, its models' key names."""
     converter = cattrs.Converter(detailed_validation=True)
@@ -115,6 +151,10 @@ def _build_converter(models: Dict[type, Callable[[str], str]]) -> cattrs.Convert
     converter.register_structure_hook(str, _strict(str, "must be a string"))
     converter.register_structure_hook(bool, _strict(bool, "must be true or false"))
     converter.register_structure_hook(datetime, lambda value, _: parse_timestamp(value))
+    # JSON arrays and objects only: cattrs alone would take any iterable (a string, an object's
+    # keys) as a tuple, and fail on a list given for a mapping with Python's own words.
+    converter.register_structure_hook_factory(_is_tuple, lambda type_: _array(type_, converter))
+    converter.register_structure_hook_factory(_is_mapping, lambda type_: _object(type_, converter))
     converter.register_unstructure_hook(datetime, format_timestamp)
     for cls, style in models.items():
         renames = {field.name: override(rename=style(field.name)) for field in attrs.fields(cls)}
