@@ -23,7 +23,7 @@ RAW_EVENT = "raw_event"  # (RAW_EVENT, event_name, character_id, playfab_id, bod
 EVENT_MODEL = "event_model"  # (EVENT_MODEL, CharacterEvent): already built and checked by a strict caller
 SEGMENT = "segment"  # (SEGMENT, Segment): a finished session
 
-_BATCH = 64
+_BATCH = 16  # about 0.25 ms of work: the longest the game waits for the GIL between batches
 
 
 class Worker:
