@@ -1,0 +1,113 @@
+"""A small threaded HTTP/1.1 server for WSGI applications: the emulator's, and the relay's.
+
+The standard library's ``wsgiref`` server answers HTTP/1.0, one request per connection, with
+Nagle's algorithm on; a client then pays a TCP handshake per request and, on loopback, can stall
+40 ms on a delayed ACK. This one keeps connections alive, sets ``TCP_NODELAY``, answers each
+connection on its own thread, and lets an application cut a connection off without an answer
+(``raise DropConnection``), which tests need to script network faults.
+"""
+
+import logging
+import socket
+import sys
+import threading
+from socketserver import ThreadingMixIn
+from typing import Any, Callable
+from wsgiref.handlers import SimpleHandler
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
+
+log = logging.getLogger("playhooks.server")
+
+_MAX_REQUEST_LINE = 65536
+
+
+class DropConnection(Exception):
+    """Raised by an application to close the connection without sending any answer."""
+
+
+class _ResponseHandler(SimpleHandler):
+    http_version = "1.1"
+    server_software = "playhooks"
+    dropped = False
+
+    def handle_error(self) -> None:
+        if isinstance(sys.exc_info()[1], DropConnection):
+            self.dropped = True
+            return
+        log.exception("the application failed on %s", self.environ.get("PATH_INFO"))
+        super().handle_error()
+
+
+class _RequestHandler(WSGIRequestHandler):
+    protocol_version = "HTTP/1.1"  # persistent connections; every answer carries Content-Length
+    timeout = 60  # an idle kept-alive connection is closed after this many seconds
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def handle(self) -> None:
+        self.close_connection = False
+        while not self.close_connection:
+            if not self._handle_one():
+                break
+
+    def _handle_one(self) -> bool:
+        try:
+            self.raw_requestline = self.rfile.readline(_MAX_REQUEST_LINE + 1)
+        except (socket.timeout, OSError):
+            return False
+        if not self.raw_requestline:
+            return False  # the client closed the connection
+        if len(self.raw_requestline) > _MAX_REQUEST_LINE:
+            self.send_error(414)
+            return False
+        if not self.parse_request():
+            return False
+        handler = _ResponseHandler(
+            self.rfile, self.wfile, self.get_stderr(), self.get_environ(), multithread=True, multiprocess=False
+        )
+        handler.request_handler = self
+        handler.run(self.server.get_app())
+        if handler.dropped:
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return False
+        return True
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s %s", self.address_string(), format % args)
+
+
+class ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True  # a hung connection must never keep the process alive
+    allow_reuse_address = True
+    block_on_close = False
+
+
+class ServerThread:
+    """Serves a WSGI application from a background thread until ``stop``.
+
+    Args:
+        app: the WSGI application.
+        host, port: where to listen; port 0 picks a free port (read ``url`` for it).
+    """
+
+    def __init__(self, app: Callable[..., Any], host: str = "127.0.0.1", port: int = 0) -> None:
+        self.server = ThreadingWSGIServer((host, port), _RequestHandler)
+        self.server.set_app(app)
+        bound_host, bound_port = self.server.server_address[:2]
+        self.url = f"http://{_url_host(bound_host)}:{bound_port}"
+        self._thread = threading.Thread(target=self.server.serve_forever, name="playhooks-server", daemon=True)
+
+    def start(self) -> "ServerThread":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self._thread.join(5)
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host

@@ -1,0 +1,584 @@
+"""A local emulator of the two APIs playhooks sends to, for development, tests and demos.
+
+    from playhooks.emulator import Emulator
+
+    with Emulator() as emulator:                 # serves on 127.0.0.1, a free port
+        ...point PlayCamp and PlayFab at emulator.url...
+        emulator.fail_next(2, status=503)        # scripted faults
+        assert emulator.sessions[0]["userId"] == "player-1"
+
+It answers as the real services do (``spec/`` in the design documents): PlayCamp's
+``POST /v1/server/playtime/sessions`` (and ``/bulk``) and PlayFab's
+``POST /Server/WriteCharacterEvent``, with the same validation, error bodies and idempotency. It
+validates with the same models and parser as the client, so the two cannot drift apart.
+
+Choices where the services' documentation is silent (each is what the emulator does, and what the
+client must cope with):
+
+- PlayCamp answers a newly recorded session with 201 and a repeated ``sessionId`` with 200 and
+  ``"recorded": false`` (the first row is kept); a bulk request with 200. Its validation errors are
+  ``{"code": "VALIDATION_ERROR", "error": "Validation Error", "details": [{"message", "path",
+  "target": "body"}]}``, one detail for the first broken rule. ``isTest`` sessions are validated and
+  answered but not stored, as "test mode: creates no actual data" says.
+- PlayFab answers a missing ``X-SecretKey`` with 401 ``NotAuthenticated`` (1074) and an unknown one
+  with 401 ``NotAuthorized`` (1089); a field that breaks a rule with 400 ``InvalidParams`` (1000)
+  and ``errorDetails`` for that field; a body that is not JSON with 400 ``InvalidRequest`` (1071).
+- Rate limits count requests per key in a sliding window; PlayCamp's 429 is
+  ``{"code": "RATE_LIMITED", ...}`` with ``Retry-After``.
+- Scripted faults stand for the network and the infrastructure in front of the service: a status
+  fault is answered with that HTTP status even when PlayFab's ``X-ReportErrorAsSuccess`` is set.
+
+Inspection lives under ``/_emulator/``, a prefix no real API uses, where faults and rate limits
+never apply: ``GET sessions``, ``events``, ``rejected``, ``requests`` (headers, secrets
+redacted), ``counters``; ``POST reset`` and ``POST faults`` (a fault as JSON).
+"""
+
+import http
+import json
+import threading
+import uuid
+from datetime import datetime, timezone
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
+
+import attrs
+
+from . import _wire
+from ._errors import PayloadError
+from ._faults import DEFAULT_HANG_SECONDS, Fault, FaultPlan
+from ._models import (
+    MAX_BULK_SESSIONS,
+    BulkItemResult,
+    BulkPlaytimeResult,
+    CharacterEvent,
+    CharacterEventResult,
+    PlayCampError,
+    PlayCampErrorDetail,
+    PlayFabError,
+    PlaytimeSession,
+    PlaytimeSessionResult,
+)
+from ._ratelimit import RateLimiter
+from ._server import DropConnection, ServerThread
+
+__all__ = ["Emulator"]
+
+PLAYCAMP_SESSIONS = "/v1/server/playtime/sessions"
+PLAYCAMP_BULK = "/v1/server/playtime/sessions/bulk"
+PLAYFAB_EVENT = "/Server/WriteCharacterEvent"
+INSPECTION = "/_emulator/"
+
+MAX_BODY_BYTES = 8 * 1024 * 1024
+MAX_REQUEST_LOG = 1000
+SECRET_HEADERS = frozenset({"authorization", "x-secretkey", "x-entitytoken", "cookie"})
+
+Headers = List[Tuple[str, str]]
+
+
+@attrs.frozen
+class _Reply:
+    status: int
+    body: Any
+    headers: Tuple[Tuple[str, str], ...] = ()
+
+
+class _Refused(Exception):
+    """An answer other than success, raised from deep in a handler."""
+
+    def __init__(self, reply: _Reply) -> None:
+        self.reply = reply
+
+
+class Emulator:
+    """PlayCamp and PlayFab on loopback: a WSGI application, and a server for it on a thread.
+
+    Args:
+        host, port: where ``start`` (or ``with``) listens; port 0 picks a free one.
+        playcamp_keys: the accepted PlayCamp server keys (``"keyId:secret"``); None accepts any
+            well-formed key.
+        playcamp_client_keys: read-only client keys, answered 403 on these server endpoints.
+        playfab_secret_keys: the accepted PlayFab secret keys; None accepts any non-empty one.
+        characters: PlayFab players and their characters (``{"PlayFabId": ["CharacterId"]}``);
+            when given, an unknown player is ``AccountNotFound`` and an unknown character
+            ``CharacterNotFound``.
+        rate_limit: requests allowed per key in each ``rate_window`` seconds; None for no limit.
+        fault_rate, seed: the share of API requests answered with a random fault, repeatably.
+        record: a file to append each accepted payload to, one JSON line each.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        playcamp_keys: Optional[Iterable[str]] = None,
+        playcamp_client_keys: Iterable[str] = (),
+        playfab_secret_keys: Optional[Iterable[str]] = None,
+        characters: Optional[Mapping[str, Iterable[str]]] = None,
+        rate_limit: Optional[int] = None,
+        rate_window: float = 1.0,
+        fault_rate: float = 0.0,
+        seed: Optional[int] = None,
+        record: Optional[str] = None,
+    ) -> None:
+        self._host, self._port = host, port
+        self._playcamp_keys = None if playcamp_keys is None else frozenset(playcamp_keys)
+        self._playcamp_client_keys = frozenset(playcamp_client_keys)
+        self._playfab_keys = None if playfab_secret_keys is None else frozenset(playfab_secret_keys)
+        self._characters = None if characters is None else {p: frozenset(c) for p, c in characters.items()}
+        self._limiter = RateLimiter(rate_limit, rate_window) if rate_limit else None
+        self._faults = FaultPlan(fault_rate, seed)
+        self._record_path = record
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._server: Optional[ServerThread] = None
+        self._clear()
+
+    def _clear(self) -> None:
+        self._sessions: Dict[str, Dict[str, Any]] = {}  # by sessionId, in arrival order
+        self._created: Dict[str, datetime] = {}
+        self._events: List[Dict[str, Any]] = []
+        self._rejected: List[Dict[str, Any]] = []
+        self._requests: List[Dict[str, Any]] = []
+        self._counters: Dict[str, int] = dict.fromkeys(
+            ("requests", "sessions", "duplicates", "events", "rejected", "rateLimited", "faults"), 0
+        )
+
+    # -- running ---------------------------------------------------------------------------------
+
+    def start(self) -> "Emulator":
+        """Serve on a background thread; ``url`` then says where."""
+        self._stopped.clear()
+        self._server = ServerThread(self, self._host, self._port).start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, releasing any request a ``hang`` fault holds."""
+        self._stopped.set()
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    def __enter__(self) -> "Emulator":
+        return self.start()
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        """The base URL, such as ``http://127.0.0.1:51234``, with no trailing slash."""
+        if self._server is None:
+            raise RuntimeError("the emulator is not serving: call start() or use it in a with block")
+        return self._server.url
+
+    # -- what it recorded ------------------------------------------------------------------------
+
+    @property
+    def sessions(self) -> List[Dict[str, Any]]:
+        """Accepted PlayCamp sessions, once per ``sessionId``, as the request bodies held them."""
+        with self._lock:
+            return list(self._sessions.values())
+
+    @property
+    def events(self) -> List[Dict[str, Any]]:
+        """Accepted PlayFab events, each time one was accepted, as the request bodies held them."""
+        with self._lock:
+            return list(self._events)
+
+    @property
+    def rejected(self) -> List[Dict[str, Any]]:
+        """Refused requests: ``path``, ``status`` and the error ``reply`` sent."""
+        with self._lock:
+            return list(self._rejected)
+
+    @property
+    def requests(self) -> List[Dict[str, Any]]:
+        """The last requests' method, path and headers, secrets redacted."""
+        with self._lock:
+            return list(self._requests)
+
+    @property
+    def counters(self) -> Dict[str, int]:
+        with self._lock:
+            return dict(self._counters)
+
+    def reset(self) -> None:
+        """Forget everything recorded, scripted faults and rate-limit history included."""
+        with self._lock:
+            self._clear()
+        self._faults.clear()
+        if self._limiter is not None:
+            self._limiter.reset()
+
+    # -- faults ----------------------------------------------------------------------------------
+
+    def fail_next(
+        self,
+        count: int = 1,
+        status: int = 503,
+        *,
+        route: Optional[str] = None,
+        headers: Optional[Mapping[str, str]] = None,
+        body: Any = None,
+    ) -> None:
+        """Answer the next ``count`` requests with ``status`` (and ``headers``, ``body``).
+
+        ``route`` is a path, ``"playcamp"``, ``"playfab"``, or None for every API route. Without a
+        body, the answer is in the service's own error shape.
+        """
+        self._faults.add(Fault("status", count, route, status, dict(headers or {}), body))
+
+    def delay_next(self, count: int = 1, seconds: float = 1.0, *, route: Optional[str] = None) -> None:
+        """Answer the next ``count`` requests normally, but only after ``seconds``."""
+        self._faults.add(Fault("delay", count, route, seconds=seconds))
+
+    def drop_next(self, count: int = 1, *, route: Optional[str] = None) -> None:
+        """Close the connection of the next ``count`` requests without answering."""
+        self._faults.add(Fault("drop", count, route))
+
+    def hang_next(self, count: int = 1, *, route: Optional[str] = None, seconds: float = DEFAULT_HANG_SECONDS) -> None:
+        """Answer nothing to the next ``count`` requests, until ``stop`` or ``seconds`` pass."""
+        self._faults.add(Fault("hang", count, route, seconds=seconds))
+
+    # -- the WSGI application --------------------------------------------------------------------
+
+    def __call__(self, environ: Dict[str, Any], start_response: Callable[..., Any]) -> List[bytes]:
+        path = environ.get("PATH_INFO", "")
+        method = environ.get("REQUEST_METHOD", "GET")
+        try:
+            raw = _read_body(environ)
+            if path.startswith(INSPECTION):
+                reply = self._inspect(method, path[len(INSPECTION) :], raw)
+            else:
+                reply = self._serve_api(environ, method, path, raw)
+        except _Refused as refused:
+            reply = refused.reply
+        body = b"" if reply.body is None else _wire.encode(reply.body)
+        headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body))), *reply.headers]
+        start_response(f"{reply.status} {http.HTTPStatus(reply.status).phrase}", headers)
+        return [body]
+
+    def _serve_api(self, environ: Dict[str, Any], method: str, path: str, raw: bytes) -> _Reply:
+        self._log_request(environ, method, path)
+        routes = {
+            PLAYCAMP_SESSIONS: self._playcamp_session,
+            PLAYCAMP_BULK: self._playcamp_bulk,
+            PLAYFAB_EVENT: self._playfab_event,
+        }
+        route = routes.get(path) if method == "POST" else None
+        if route is None:
+            return self._playcamp_error(404, "NOT_FOUND", f"no route for {method} {path}")
+        fault = self._faults.take(path)
+        if fault is not None:
+            with self._lock:
+                self._counters["faults"] += 1
+            reply = self._apply(fault, path)
+            if reply is not None:
+                return reply
+        reply = route(environ, raw)
+        if reply.status >= 400 or _is_wrapped_error(reply):
+            with self._lock:
+                self._counters["rejected"] += 1
+                self._rejected.append({"path": path, "status": reply.status, "reply": reply.body})
+        return reply
+
+    def _apply(self, fault: Fault, path: str) -> Optional[_Reply]:
+        """Carry out a fault: an answer to send instead, or None to go on normally (after a delay)."""
+        if fault.kind == "delay":
+            self._stopped.wait(fault.seconds)
+            return None
+        if fault.kind == "hang":
+            self._stopped.wait(fault.seconds)
+            raise DropConnection()
+        if fault.kind == "drop":
+            raise DropConnection()
+        headers = tuple(fault.headers.items())
+        if fault.body is not None:
+            return _Reply(fault.status, fault.body, headers)
+        if path == PLAYFAB_EVENT:
+            return _Reply(fault.status, _playfab_fault_body(fault.status), headers)
+        return _Reply(fault.status, _playcamp_body(_playcamp_code(fault.status), "scripted fault"), headers)
+
+    # -- PlayCamp --------------------------------------------------------------------------------
+
+    def _playcamp_auth(self, environ: Dict[str, Any]) -> str:
+        """The key id of a valid server key, or a refusal."""
+        scheme, _, key = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
+        key_id, _, secret = key.partition(":")
+        if scheme != "Bearer" or not key_id or not secret:
+            raise _Refused(self._playcamp_error(401, "UNAUTHORIZED", "Authorization must be 'Bearer keyId:secret'"))
+        if key in self._playcamp_client_keys:
+            raise _Refused(self._playcamp_error(403, "FORBIDDEN", "a client key cannot call server endpoints"))
+        if self._playcamp_keys is not None and key not in self._playcamp_keys:
+            raise _Refused(self._playcamp_error(401, "UNAUTHORIZED", "invalid API key"))
+        wait = self._limiter.check("playcamp:" + key_id) if self._limiter else None
+        if wait is not None:
+            with self._lock:
+                self._counters["rateLimited"] += 1
+            raise _Refused(
+                self._playcamp_error(429, "RATE_LIMITED", "Too many requests", headers=(("Retry-After", str(wait)),))
+            )
+        return key_id
+
+    def _playcamp_json(self, raw: bytes) -> Any:
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise _Refused(self._playcamp_validation("$", "the body must be JSON")) from None
+
+    def _playcamp_session(self, environ: Dict[str, Any], raw: bytes) -> _Reply:
+        self._playcamp_auth(environ)
+        data = self._playcamp_json(raw)
+        try:
+            session = _wire.structure(data, PlaytimeSession)
+        except PayloadError as error:
+            return self._playcamp_validation(error.field, error.rule)
+        recorded, created = self._store_session(data, session)
+        result = PlaytimeSessionResult(
+            session_id=session.session_id,
+            user_id=session.user_id,
+            duration_seconds=session.duration_seconds,
+            recorded=recorded,
+            created_at=created,
+        )
+        return _Reply(201 if recorded else 200, _wire.playcamp_envelope(result))
+
+    def _playcamp_bulk(self, environ: Dict[str, Any], raw: bytes) -> _Reply:
+        self._playcamp_auth(environ)
+        data = self._playcamp_json(raw)
+        problem = _bulk_envelope_problem(data)
+        if problem is not None:
+            return self._playcamp_validation(*problem)
+        results = []
+        for index, item in enumerate(data["sessions"]):
+            if data.get("isTest") and isinstance(item, dict):
+                item = {"isTest": True, **item}
+            try:
+                session = _wire.structure(item, PlaytimeSession)
+            except PayloadError as error:
+                session_id = item.get("sessionId") if isinstance(item, dict) else None
+                results.append(
+                    BulkItemResult(
+                        session_id=session_id if isinstance(session_id, str) and session_id else f"sessions[{index}]",
+                        status="FAILED",
+                        error=f"{error.field}: {error.rule}",
+                    )
+                )
+                continue
+            recorded, _ = self._store_session(item, session)
+            results.append(BulkItemResult(session.session_id, "SUCCESS" if recorded else "SKIPPED"))
+        result = BulkPlaytimeResult(
+            total_requested=len(results),
+            successful=sum(r.status == "SUCCESS" for r in results),
+            failed=sum(r.status == "FAILED" for r in results),
+            skipped=sum(r.status == "SKIPPED" for r in results),
+            results=results,
+        )
+        return _Reply(200, _wire.playcamp_envelope(result))
+
+    def _store_session(self, data: Dict[str, Any], session: PlaytimeSession) -> Tuple[bool, datetime]:
+        """Keep a session unless its id was seen (PlayCamp keeps the first); isTest ones are not kept."""
+        now = datetime.now(timezone.utc)
+        if session.is_test:
+            return True, now
+        with self._lock:
+            if session.session_id in self._sessions:
+                self._counters["duplicates"] += 1
+                return False, self._created[session.session_id]
+            self._sessions[session.session_id] = data
+            self._created[session.session_id] = now
+            self._counters["sessions"] += 1
+        self._record("session", data)
+        return True, now
+
+    def _playcamp_validation(self, path: str, message: str) -> _Reply:
+        error = PlayCampError(
+            code="VALIDATION_ERROR",
+            error="Validation Error",
+            details=(PlayCampErrorDetail(message=message, path=path, target="body"),),
+        )
+        return _Reply(400, _wire.unstructure(error))
+
+    def _playcamp_error(self, status: int, code: str, message: str, headers: Tuple[Tuple[str, str], ...] = ()) -> _Reply:
+        return _Reply(status, _playcamp_body(code, message), headers)
+
+    # -- PlayFab ---------------------------------------------------------------------------------
+
+    def _playfab_event(self, environ: Dict[str, Any], raw: bytes) -> _Reply:
+        as_success = environ.get("HTTP_X_REPORTERRORASSUCCESS", "").lower() == "true"
+        try:
+            event_id = self._accept_playfab_event(environ, raw)
+        except _Refused as refused:
+            reply = refused.reply
+            return _Reply(200, reply.body, reply.headers) if as_success else reply
+        return _Reply(200, _wire.playfab_envelope(CharacterEventResult(event_id=event_id)))
+
+    def _accept_playfab_event(self, environ: Dict[str, Any], raw: bytes) -> str:
+        secret = environ.get("HTTP_X_SECRETKEY", "")
+        if not secret:
+            raise _Refused(_playfab_error(401, "NotAuthenticated", 1074, "This API method does not allow anonymous callers."))
+        if self._playfab_keys is not None and secret not in self._playfab_keys:
+            raise _Refused(_playfab_error(401, "NotAuthorized", 1089, "Invalid secret key"))
+        wait = self._limiter.check("playfab:" + secret) if self._limiter else None
+        if wait is not None:
+            with self._lock:
+                self._counters["rateLimited"] += 1
+            raise _Refused(
+                _playfab_error(
+                    429,
+                    "APIClientRequestRateLimitExceeded",
+                    1199,
+                    "The client has exceeded the maximum API request rate and is being throttled",
+                    retry_after_seconds=wait,
+                    headers=(("Retry-After", str(wait)),),
+                )
+            )
+        if environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower() != "application/json":
+            raise _Refused(_playfab_error(400, "InvalidContentType", 1144, "Content-Type must be application/json"))
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            raise _Refused(_playfab_error(400, "InvalidRequest", 1071, "The request body is not valid JSON")) from None
+        try:
+            event = _wire.structure(data, CharacterEvent)
+        except PayloadError as error:
+            raise _Refused(
+                _playfab_error(400, "InvalidParams", 1000, "Invalid input parameters", details={error.field: (error.rule,)})
+            ) from None
+        if self._characters is not None:
+            if event.playfab_id not in self._characters:
+                raise _Refused(_playfab_error(400, "AccountNotFound", 1001, "User not found"))
+            if event.character_id not in self._characters[event.playfab_id]:
+                raise _Refused(_playfab_error(400, "CharacterNotFound", 1135, "Character not found"))
+        with self._lock:
+            self._events.append(data)
+            self._counters["events"] += 1
+        self._record("event", data)
+        return uuid.uuid4().hex.upper()
+
+    # -- inspection ------------------------------------------------------------------------------
+
+    def _inspect(self, method: str, name: str, raw: bytes) -> _Reply:
+        if method == "GET" and name in ("sessions", "events", "rejected", "requests", "counters"):
+            return _Reply(200, {name: getattr(self, name)})
+        if method == "POST" and name == "reset":
+            self.reset()
+            return _Reply(200, {"reset": True})
+        if method == "POST" and name == "faults":
+            try:
+                spec = json.loads(raw)
+                self._faults.add(Fault(**spec))
+            except (ValueError, TypeError) as error:
+                return _Reply(400, {"error": f"bad fault: {error}"})
+            return _Reply(200, {"scripted": spec})
+        return _Reply(404, {"error": f"no inspection route {method} {INSPECTION}{name}"})
+
+    def _log_request(self, environ: Dict[str, Any], method: str, path: str) -> None:
+        headers = {}
+        for key, value in environ.items():
+            if key.startswith("HTTP_") or key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+                name = key[5:] if key.startswith("HTTP_") else key
+                name = "-".join(part.capitalize() for part in name.split("_"))
+                headers[name] = "<redacted>" if name.lower() in SECRET_HEADERS else value
+        with self._lock:
+            self._counters["requests"] += 1
+            self._requests.append({"method": method, "path": path, "headers": headers})
+            del self._requests[:-MAX_REQUEST_LOG]
+
+    def _record(self, kind: str, data: Dict[str, Any]) -> None:
+        if self._record_path is None:
+            return
+        line = json.dumps({"kind": kind, "payload": data}, ensure_ascii=False) + "\n"
+        with self._lock, open(self._record_path, "a", encoding="utf-8") as file:
+            file.write(line)
+
+    def __repr__(self) -> str:
+        where = self._server.url if self._server is not None else "not serving"
+        return f"<Emulator {where}>"
+
+
+def _read_body(environ: Dict[str, Any]) -> bytes:
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if length > MAX_BODY_BYTES:
+        raise _Refused(_Reply(413, {"error": f"the body is over {MAX_BODY_BYTES} bytes"}))
+    return environ["wsgi.input"].read(length) if length > 0 else b""
+
+
+def _bulk_envelope_problem(data: Any) -> Optional[Tuple[str, str]]:
+    """What is wrong with a bulk request outside its sessions (each of which may fail alone)."""
+    if not isinstance(data, dict):
+        return "$", "must be a JSON object"
+    unknown = sorted(set(data) - {"sessions", "callbackId", "isTest"})
+    if unknown:
+        return "$", "has unknown fields: " + ", ".join(unknown)
+    sessions = data.get("sessions")
+    if type(sessions) is not list:
+        return "sessions", "must be an array" if "sessions" in data else "is required"
+    if not 1 <= len(sessions) <= MAX_BULK_SESSIONS:
+        return "sessions", f"must hold 1 to {MAX_BULK_SESSIONS} sessions, not {len(sessions)}"
+    if "callbackId" in data and (type(data["callbackId"]) is not str or not data["callbackId"]):
+        return "callbackId", "must be a non-empty string"
+    if "isTest" in data and type(data["isTest"]) is not bool:
+        return "isTest", "must be true or false"
+    return None
+
+
+_PLAYCAMP_CODES = {
+    400: "VALIDATION_ERROR",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    409: "CONFLICT",
+    429: "RATE_LIMITED",
+}
+
+# PlayFab's error name and code for the statuses a fault may script (the rest: the phrase, 1123).
+_PLAYFAB_FAULTS = {
+    429: ("APIClientRequestRateLimitExceeded", 1199),
+    500: ("InternalServerError", 1110),
+    503: ("ServiceUnavailable", 1123),
+}
+
+
+def _playcamp_code(status: int) -> str:
+    return _PLAYCAMP_CODES.get(status, "INTERNAL_ERROR")
+
+
+def _playcamp_body(code: str, message: str) -> Dict[str, Any]:
+    return _wire.unstructure(PlayCampError(code=code, error=message))
+
+
+def _playfab_error(
+    status: int,
+    error: str,
+    error_code: int,
+    message: str,
+    *,
+    details: Optional[Mapping[str, Tuple[str, ...]]] = None,
+    retry_after_seconds: Optional[int] = None,
+    headers: Tuple[Tuple[str, str], ...] = (),
+) -> _Reply:
+    body = PlayFabError(
+        code=status,
+        status=http.HTTPStatus(status).phrase.replace(" ", ""),
+        error=error,
+        error_code=error_code,
+        error_message=message,
+        error_details=details,
+        retry_after_seconds=retry_after_seconds,
+    )
+    return _Reply(status, _wire.unstructure(body), headers)
+
+
+def _playfab_fault_body(status: int) -> Dict[str, Any]:
+    phrase = http.HTTPStatus(status).phrase.replace(" ", "")
+    error, code = _PLAYFAB_FAULTS.get(status, (phrase, 1123))
+    return _playfab_error(status, error, code, "scripted fault").body
+
+
+def _is_wrapped_error(reply: _Reply) -> bool:
+    """A PlayFab error answered as HTTP 200 (``X-ReportErrorAsSuccess``) is still a rejection."""
+    return isinstance(reply.body, dict) and isinstance(reply.body.get("code"), int) and reply.body["code"] >= 400
