@@ -36,7 +36,7 @@ def _count(instance: Any, attribute: "attrs.Attribute[Any]", value: Any) -> None
         raise ValueError(f"count: must be an integer >= 1 (got {value!r})")
 
 
-@attrs.define
+@attrs.frozen
 class Fault:
     """One scripted fault; ``route`` is a path, ``"playcamp"``, ``"playfab"``, or None for all."""
 
@@ -61,11 +61,11 @@ class FaultPlan:
         self._rate = rate
         self._random = random.Random(seed)
         self._lock = threading.Lock()
-        self._scripted: List[Fault] = []
+        self._scripted: List[List[Any]] = []  # [fault, requests it still applies to]
 
     def add(self, fault: Fault) -> None:
         with self._lock:
-            self._scripted.append(fault)
+            self._scripted.append([fault, fault.count])
 
     def clear(self) -> None:
         with self._lock:
@@ -74,12 +74,13 @@ class FaultPlan:
     def take(self, path: str) -> Optional[Fault]:
         """The fault for this request, if any, counting it as used."""
         with self._lock:
-            for fault in self._scripted:
+            for entry in self._scripted:
+                fault = entry[0]
                 if fault.applies_to(path):
-                    fault.count -= 1
-                    if fault.count == 0:
-                        self._scripted.remove(fault)
-                    return attrs.evolve(fault, count=1)
+                    entry[1] -= 1
+                    if entry[1] == 0:
+                        self._scripted.remove(entry)
+                    return fault
             if self._rate and self._random.random() < self._rate:
                 choice = self._random.choice((503, 500, "drop"))
                 return Fault("drop") if choice == "drop" else Fault("status", status=choice)

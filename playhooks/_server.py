@@ -97,7 +97,9 @@ class ServerThread:
         self.server.set_app(app)
         bound_host, bound_port = self.server.server_address[:2]
         self.url = f"http://{_url_host(bound_host)}:{bound_port}"
-        self._thread = threading.Thread(target=self.server.serve_forever, name="playhooks-server", daemon=True)
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, args=(0.05,), name="playhooks-server", daemon=True
+        )
 
     def start(self) -> "ServerThread":
         self._thread.start()

@@ -1,0 +1,334 @@
+"""The emulator as a test server: faults, rate limits, inspection, recording, concurrency, the command."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+import urllib3
+
+from playhooks.emulator import Emulator
+
+SESSIONS = "/v1/server/playtime/sessions"
+EVENTS = "/Server/WriteCharacterEvent"
+PLAYCAMP_HEADERS = {"Authorization": "Bearer key-1:secret-1", "Content-Type": "application/json"}
+PLAYFAB_HEADERS = {"X-SecretKey": "title-secret", "Content-Type": "application/json"}
+
+
+def session_body(session_id="s-1"):
+    return {
+        "sessionId": session_id,
+        "userId": "player-1",
+        "durationSeconds": 60,
+        "startedAt": "2024-01-15T10:30:00.000Z",
+        "endedAt": "2024-01-15T10:31:00.000Z",
+    }
+
+
+EVENT_BODY = {"CharacterId": "C1", "PlayFabId": "P1", "EventName": "level_completed", "Body": {"level": 2}}
+
+
+@pytest.fixture(scope="module")
+def http():
+    with urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(connect=2, read=5)) as manager:
+        yield manager
+
+
+@pytest.fixture
+def emulator():
+    with Emulator() as emulator:
+        yield emulator
+
+
+def post(http, emulator, path, body, headers, **options):
+    response = http.request("POST", emulator.url + path, body=json.dumps(body), headers=headers, **options)
+    return response.status, response.headers, json.loads(response.data) if response.data else None
+
+
+def post_session(http, emulator, session_id="s-1", **options):
+    return post(http, emulator, SESSIONS, session_body(session_id), PLAYCAMP_HEADERS, **options)
+
+
+def post_event(http, emulator, headers=PLAYFAB_HEADERS, **options):
+    return post(http, emulator, EVENTS, EVENT_BODY, headers, **options)
+
+
+def inspect(http, emulator, name):
+    response = http.request("GET", f"{emulator.url}/_emulator/{name}")
+    assert 200 == response.status
+    return json.loads(response.data)[name]
+
+
+class TestStatusFaults:
+    def test_next_requests_get_the_scripted_status(self, http, emulator):
+        """fail_next(2, 503) answers two requests with 503, then the service answers again."""
+        emulator.fail_next(2, 503)
+
+        statuses = [post_session(http, emulator, f"s-{n}")[0] for n in range(3)]
+
+        assert [503, 503, 201] == statuses
+        assert ["s-2"] == [session["sessionId"] for session in emulator.sessions]
+
+    def test_fault_bodies_take_each_service_shape(self, http, emulator):
+        """A PlayCamp fault has a PlayCamp error body, a PlayFab fault an ApiErrorWrapper."""
+        emulator.fail_next(2, 503)
+
+        _, _, playcamp = post_session(http, emulator)
+        _, _, playfab = post_event(http, emulator)
+
+        assert {"code": "INTERNAL_ERROR", "error": "scripted fault"} == playcamp
+        assert {
+            "code": 503,
+            "status": "ServiceUnavailable",
+            "error": "ServiceUnavailable",
+            "errorCode": 1123,
+            "errorMessage": "scripted fault",
+        } == playfab
+
+    def test_headers_and_body_can_be_scripted(self, http, emulator):
+        """A fault can carry headers, such as Retry-After, and a body of the test's choosing."""
+        emulator.fail_next(1, 429, headers={"Retry-After": "4"}, body={"error": "slow down"})
+
+        status, headers, body = post_session(http, emulator)
+
+        assert (429, "4", {"error": "slow down"}) == (status, headers["Retry-After"], body)
+
+    def test_a_route_limits_the_fault(self, http, emulator):
+        """A fault on the PlayFab route leaves PlayCamp alone, and the other way round."""
+        emulator.fail_next(1, 500, route="playfab")
+        emulator.fail_next(1, 502, route=SESSIONS)
+
+        assert 502 == post_session(http, emulator)[0]
+        assert 500 == post_event(http, emulator)[0]
+        assert 201 == post_session(http, emulator, "s-2")[0]
+
+    def test_faults_are_not_rejections(self, http, emulator):
+        """What a fault answered is counted as a fault; nothing was recorded or rejected."""
+        emulator.fail_next(1, 503)
+        post_session(http, emulator)
+
+        assert (1, 0, []) == (emulator.counters["faults"], emulator.counters["rejected"], emulator.sessions)
+
+
+class TestNetworkFaults:
+    def test_drop_closes_the_connection_without_an_answer(self, http, emulator):
+        """drop_next cuts the connection; the client sees a protocol error, and the next request works."""
+        emulator.drop_next(1)
+
+        with pytest.raises(urllib3.exceptions.ProtocolError):
+            post_session(http, emulator)
+        assert 201 == post_session(http, emulator)[0]
+
+    def test_hang_outlasts_the_client_timeout(self, http, emulator):
+        """hang_next never answers: the client's read timeout fires, and stopping releases the hang."""
+        emulator.hang_next(1)
+
+        with pytest.raises(urllib3.exceptions.ReadTimeoutError):
+            post_session(http, emulator, timeout=urllib3.Timeout(connect=2, read=0.2))
+        assert [] == emulator.sessions
+
+    def test_delay_answers_late_but_normally(self, http, emulator):
+        """delay_next holds the answer for its seconds, then records and answers as usual."""
+        emulator.delay_next(1, seconds=0.3)
+
+        started = time.monotonic()
+        status, _, body = post_session(http, emulator)
+
+        assert time.monotonic() - started >= 0.3
+        assert (201, True) == (status, body["data"]["recorded"])
+
+    def test_random_faults_repeat_with_the_seed(self, http):
+        """The same seed gives the same faults on the same requests."""
+
+        def outcomes():
+            with Emulator(fault_rate=0.5, seed=7) as emulator:
+                results = []
+                for number in range(20):
+                    try:
+                        results.append(post_session(http, emulator, f"s-{number}")[0])
+                    except urllib3.exceptions.ProtocolError:
+                        results.append("dropped")
+                return results
+
+        first, second = outcomes(), outcomes()
+
+        assert first == second
+        assert {201} < set(first)
+
+
+class TestRateLimits:
+    def test_playcamp_answers_429_with_retry_after(self, http):
+        """Past the limit per key, PlayCamp answers 429 RATE_LIMITED and says when to come back."""
+        with Emulator(rate_limit=2, rate_window=60) as emulator:
+            statuses = [post_session(http, emulator, f"s-{n}")[0] for n in range(2)]
+            status, headers, body = post_session(http, emulator, "s-3")
+
+        assert [201, 201] == statuses
+        assert (429, "RATE_LIMITED") == (status, body["code"])
+        assert 1 <= int(headers["Retry-After"]) <= 60
+
+    def test_playfab_answers_1199_with_retry_after_seconds(self, http):
+        """PlayFab's throttling body carries retryAfterSeconds, and the header agrees."""
+        with Emulator(rate_limit=1, rate_window=60) as emulator:
+            post_event(http, emulator)
+            status, headers, body = post_event(http, emulator)
+
+        assert (429, "APIClientRequestRateLimitExceeded", 1199) == (status, body["error"], body["errorCode"])
+        assert str(body["retryAfterSeconds"]) == headers["Retry-After"]
+
+    def test_limits_are_per_key(self, http):
+        """Another key has its own allowance."""
+        other = dict(PLAYCAMP_HEADERS, Authorization="Bearer key-2:secret-2")
+        with Emulator(rate_limit=1, rate_window=60) as emulator:
+            first = post_session(http, emulator, "s-1")[0]
+            second = post(http, emulator, SESSIONS, session_body("s-2"), other)[0]
+
+        assert (201, 201) == (first, second)
+
+    def test_inspection_is_never_limited_or_faulted(self, http):
+        """The /_emulator/ paths answer whatever faults and limits are in place."""
+        with Emulator(rate_limit=1, rate_window=60) as emulator:
+            emulator.fail_next(5, 503)
+            for _ in range(3):
+                inspect(http, emulator, "counters")
+
+            assert 5 == len([post_session(http, emulator, f"s-{n}") for n in range(5)])
+
+
+class TestInspection:
+    def test_requests_are_logged_without_secrets(self, http, emulator):
+        """The request log keeps headers but never the keys."""
+        post_session(http, emulator)
+        post_event(http, emulator)
+
+        logged = inspect(http, emulator, "requests")
+
+        assert [SESSIONS, EVENTS] == [request["path"] for request in logged]
+        assert "<redacted>" == logged[0]["headers"]["Authorization"]
+        assert "<redacted>" == logged[1]["headers"]["X-Secretkey"]
+        assert "secret" not in json.dumps(logged)
+
+    def test_counters(self, http, emulator):
+        """Counters add up what happened."""
+        post_session(http, emulator)
+        post_session(http, emulator)
+        post_event(http, emulator)
+        post_event(http, emulator, headers={})
+
+        assert {
+            "requests": 4,
+            "sessions": 1,
+            "duplicates": 1,
+            "events": 1,
+            "rejected": 1,
+            "rateLimited": 0,
+            "faults": 0,
+        } == inspect(http, emulator, "counters")
+
+    def test_reset_forgets_everything(self, http, emulator):
+        """POST /_emulator/reset clears records and scripted faults."""
+        post_session(http, emulator)
+        emulator.fail_next(3, 503)
+        http.request("POST", emulator.url + "/_emulator/reset")
+
+        assert ([], 201) == (inspect(http, emulator, "sessions"), post_session(http, emulator)[0])
+
+    def test_faults_can_be_scripted_over_http(self, http, emulator):
+        """POST /_emulator/faults takes a fault as JSON, for an emulator in another process."""
+        fault = {"kind": "status", "count": 1, "status": 500, "route": "playcamp"}
+        response = http.request("POST", emulator.url + "/_emulator/faults", body=json.dumps(fault))
+
+        assert 200 == response.status
+        assert (500, 200) == (post_session(http, emulator)[0], post_event(http, emulator)[0])
+
+    def test_a_bad_fault_is_refused(self, http, emulator):
+        """An unknown fault kind gets a 400 that says what is wrong."""
+        response = http.request("POST", emulator.url + "/_emulator/faults", body=json.dumps({"kind": "explode"}))
+
+        assert 400 == response.status
+        assert "kind: must be one of" in json.loads(response.data)["error"]
+
+
+class TestRecording:
+    def test_accepted_payloads_are_appended_to_the_record(self, http, tmp_path):
+        """--record keeps every accepted payload as a JSON line, duplicates and rejections left out."""
+        record = tmp_path / "record.jsonl"
+        with Emulator(record=str(record)) as emulator:
+            post_session(http, emulator)
+            post_session(http, emulator)
+            post_event(http, emulator)
+            post_event(http, emulator, headers={})
+
+        lines = [json.loads(line) for line in record.read_text(encoding="utf-8").splitlines()]
+        assert [("session", session_body()), ("event", EVENT_BODY)] == [(line["kind"], line["payload"]) for line in lines]
+
+
+class TestConcurrency:
+    def test_many_clients_at_once(self, emulator):
+        """Eight clients posting together: every session and event is recorded exactly once."""
+        errors = []
+
+        def client(number):
+            try:
+                with urllib3.PoolManager(retries=False, timeout=5) as manager:
+                    for index in range(25):
+                        assert 201 == post_session(manager, emulator, f"c{number}-s{index}")[0]
+                        assert 200 == post_event(manager, emulator)[0]
+            except Exception as error:  # surfaced below, on the test's thread
+                errors.append(error)
+
+        threads = [threading.Thread(target=client, args=(number,)) for number in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+        assert [] == errors
+        assert (200, 200) == (len(emulator.sessions), len(emulator.events))
+
+    def test_connections_are_kept_alive(self, http, emulator):
+        """Consecutive requests reuse one connection (HTTP/1.1 keep-alive), as a client pool expects."""
+        with urllib3.HTTPConnectionPool("127.0.0.1", int(emulator.url.rsplit(":", 1)[1]), maxsize=1) as pool:
+            for number in range(5):
+                pool.request("POST", SESSIONS, body=json.dumps(session_body(f"s-{number}")), headers=PLAYCAMP_HEADERS)
+
+            assert 1 == pool.num_connections
+
+
+class TestCommand:
+    def test_emulate_prints_its_url_and_stops_on_sigterm(self, http, tmp_path):
+        """`playhooks emulate --port 0` prints one line with the URL, serves, and exits 0 on SIGTERM."""
+        record = tmp_path / "record.jsonl"
+        command = [sys.executable, "-m", "playhooks", "emulate", "--port", "0", "--record", str(record)]
+        with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
+            try:
+                url = process.stdout.readline().strip().rsplit(" ", 1)[-1]
+                response = http.request("POST", url + SESSIONS, body=json.dumps(session_body()), headers=PLAYCAMP_HEADERS)
+                process.send_signal(signal.SIGTERM)
+                code = process.wait(timeout=10)
+                rest = process.stdout.read()
+            finally:
+                if process.poll() is None:
+                    process.kill()
+
+        assert url.startswith("http://127.0.0.1:")
+        assert (201, 0, "") == (response.status, code, rest)
+        assert 1 == len(record.read_text(encoding="utf-8").splitlines())
+
+    def test_emulate_says_when_the_port_is_taken(self, emulator):
+        """A port in use is a one-line error and exit code 1, not a traceback."""
+        port = emulator.url.rsplit(":", 1)[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "playhooks", "emulate", "--port", port],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env=dict(os.environ),
+        )
+
+        assert 1 == result.returncode
+        assert result.stderr.startswith("playhooks emulate: ")
