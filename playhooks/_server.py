@@ -30,6 +30,11 @@ class _ResponseHandler(SimpleHandler):
     server_software = "playhooks"
     dropped = False
 
+    def cleanup_headers(self) -> None:
+        super().cleanup_headers()
+        if self.request_handler.close_connection:  # the client asked, or spoke HTTP/1.0: say so
+            self.headers["Connection"] = "close"
+
     def handle_error(self) -> None:
         if isinstance(sys.exc_info()[1], DropConnection):
             self.dropped = True

@@ -7,15 +7,25 @@ import sys
 BENCHMARKS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "benchmarks")
 
 
+def run_quick(script):
+    return subprocess.run(
+        [sys.executable, os.path.join(BENCHMARKS, script), "--quick"], capture_output=True, text=True, timeout=300
+    )
+
+
 def test_hook_benchmark_runs():
     """A quick run prints the hook-cost table and the import times; no speed is asserted here."""
-    result = subprocess.run(
-        [sys.executable, os.path.join(BENCHMARKS, "bench_hooks.py"), "--quick"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_quick("bench_hooks.py")
 
     assert 0 == result.returncode, result.stderr
     assert "on_character_event " in result.stdout
     assert "import playhooks" in result.stdout
+
+
+def test_emulator_benchmark_runs():
+    """A quick run prints the request latency of each route and of the stock server."""
+    result = run_quick("bench_emulator.py")
+
+    assert 0 == result.returncode, result.stderr
+    assert "kept-alive connection" in result.stdout
+    assert "stock wsgiref server" in result.stdout

@@ -299,6 +299,15 @@ class TestConcurrency:
             assert 1 == pool.num_connections
 
 
+    def test_a_client_that_asks_to_close_is_told_so(self, http, emulator):
+        """HTTP/1.1: the answer to `Connection: close` says it closes, so a pool does not reuse it."""
+        headers = dict(PLAYCAMP_HEADERS, Connection="close")
+        first = http.request("POST", emulator.url + SESSIONS, body=json.dumps(session_body("s-1")), headers=headers)
+        second = http.request("POST", emulator.url + SESSIONS, body=json.dumps(session_body("s-2")), headers=headers)
+
+        assert ("close", 201, 201) == (first.headers["Connection"], first.status, second.status)
+
+
 class TestCommand:
     def test_emulate_prints_its_url_and_stops_on_sigterm(self, http, tmp_path):
         """`playhooks emulate --port 0` prints one line with the URL, serves, and exits 0 on SIGTERM."""
