@@ -2,7 +2,7 @@
 
     import playhooks
 
-    tracker = playhooks.Tracker(sinks=[playhooks.JsonlSink("telemetry.jsonl")])
+    tracker = playhooks.Tracker(sinks=[playhooks.PlayCamp("keyId:secret"), playhooks.PlayFab("ABCD", "secret")])
     session = tracker.on_session_start("player-1", playfab_id="A1B2C3", character_id="C0FFEE")
     tracker.on_character_event("level_completed", body={"level": 3})
     tracker.on_session_end()
@@ -19,6 +19,8 @@ from ._default import (
     reset,
 )
 from ._errors import ConfigurationError, PayloadError, PlayhooksError
+from ._retry import RetryPolicy
+from ._services import PlayCamp, PlayFab
 from ._session import Session
 from ._settings import Settings
 from ._sinks import JsonlSink, MemorySink, Payload, Sink
@@ -30,7 +32,10 @@ __all__ = [
     "MemorySink",
     "Payload",
     "PayloadError",
+    "PlayCamp",
+    "PlayFab",
     "PlayhooksError",
+    "RetryPolicy",
     "Session",
     "Settings",
     "Sink",

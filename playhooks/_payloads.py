@@ -16,6 +16,7 @@ from ._models import CharacterEvent, PlaytimeSession
 from ._session import Segment, Session
 
 EVENT_ID_KEY = "playhooks_event_id"
+RECOVERED_KEY = "playhooks_recovered"  # in a session's metadata: closed from its last checkpoint after a crash
 
 
 def event_model(

@@ -16,7 +16,7 @@ one (a new ``sessionId``) under the same handle.
 
 import uuid
 from datetime import datetime, timedelta, timezone
-from typing import Any, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional
 
 import attrs
 
@@ -145,6 +145,18 @@ class Session:
             return None
         self._ended = True
         return self._segment(self._clock.monotonic())
+
+    def _checkpoint(self) -> Dict[str, Any]:
+        """Where the session stands now, for the spool: what a crash would leave of it."""
+        now = self._clock.monotonic()
+        end = self._paused_since if self._paused_since is not None else now
+        return {
+            "session_id": self.id,
+            "options": attrs.asdict(self.options),
+            "started_at": self._started_at.timestamp(),
+            "elapsed_seconds": end - self._started,
+            "active_seconds": self._active_until(now),
+        }
 
     def _segment(self, now: float) -> Segment:
         end = self._paused_since if self._paused_since is not None else now

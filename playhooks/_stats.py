@@ -15,6 +15,8 @@ QUEUE_FULL = "queue_full"
 TRACKER_CLOSED = "tracker_closed"
 SINK_ERROR = "sink_error"
 NO_SINK = "no_sink"
+GAVE_UP = "gave_up"  # not delivered within the attempts or the age allowed: kept in dead/ too
+SPOOL_FULL = "spool_full"
 
 
 class Counters:

@@ -5,16 +5,22 @@ a queue. No I/O, no JSON, no validation of the payload (unless ``strict``): the 
 """
 
 import logging
+import os
 import threading
+import time
+import weakref
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Union
 
 from ._errors import ConfigurationError, PayloadError, PlayhooksError
+from ._payloads import event_model
+from ._pipeline import EVENT_MODEL, RAW_EVENT, SEGMENT, Pipeline
+from ._services import DeliverySink
 from ._session import Segment, Session, SessionOptions
 from ._settings import Settings
 from ._sinks import CallbackSink, Sink
-from ._payloads import event_model
+from ._spool import Spool, new_owner, retire_owner
 from ._stats import INVALID_EVENT, INVALID_SESSION, QUEUE_FULL, TRACKER_CLOSED, Counters
-from ._worker import EVENT_MODEL, RAW_EVENT, SEGMENT, Worker, new_queue
+from ._worker import Worker, new_queue
 
 log = logging.getLogger("playhooks")
 
@@ -49,16 +55,88 @@ class Tracker:
                 self.sinks.append(CallbackSink(sink))
             else:
                 raise ConfigurationError(f"sinks: each must be a Sink or a callable (got {sink!r})")
+        names = [sink.name for sink in self.sinks if isinstance(sink, DeliverySink)]
+        if len(names) != len(set(names)):
+            raise ConfigurationError(f"sinks: delivery sinks need distinct names (got {names}): pass name=")
         self._clock = self.settings.clock
         self._strict = self.settings.strict
+        self._sync = self.settings.durability == "sync"
         self._max_queue = self.settings.max_queue
+        self._closed = False
+        self._counters = Counters()
+        self._start()
+        if hasattr(os, "register_at_fork"):
+            reference = weakref.ref(self)
+            os.register_at_fork(after_in_child=lambda: _restart_in_child(reference))
+
+    def _start(self) -> None:
+        """Make the state and threads of a running tracker (again, in a forked child)."""
+        from ._sender import Sender
+
         self._lock = threading.Lock()
         self._open: Dict[str, Session] = {}
         self._sole: Optional[Session] = None  # the open session when there is exactly one
-        self._closed = False
-        self._counters = Counters()
         self._queue = new_queue()
-        self._worker = Worker(self._queue, self.sinks, self._counters, self.settings.flush_interval)
+        self._spool: Optional[Spool] = None
+        self._sender: Optional[Sender] = None
+        delivery = [sink for sink in self.sinks if isinstance(sink, DeliverySink)]
+        if delivery:
+            settings = self.settings
+            self._owner = new_owner()
+            try:
+                self._spool = Spool(
+                    settings.spool_folder(),
+                    self._owner,
+                    self._counters.drop,
+                    settings.max_spool_records,
+                    settings.max_spool_bytes,
+                )
+            except OSError as error:
+                raise ConfigurationError(f"spool_dir: cannot use {settings.spool_folder()!r} ({error.strerror})") from None
+            self._sender = Sender(
+                self._spool,
+                delivery,
+                lambda: _transport(settings),
+                self._counters,
+                settings.retry,
+            )
+        self._pipeline = Pipeline(
+            self.sinks,
+            self._counters,
+            self._spool,
+            open_sessions=lambda: list(self._open.values()),
+            checkpoint_interval=self.settings.checkpoint_interval,
+            on_spooled=self._sender.kick if self._sender else lambda: None,
+        )
+        self._worker = Worker(self._queue, self._pipeline, self.settings.flush_interval)
+
+    @classmethod
+    def from_env(cls, sinks: Iterable[SinkLike] = (), environ: Optional[Mapping[str, str]] = None, **settings: Any) -> "Tracker":
+        """A tracker configured from ``PLAYHOOKS_*`` environment variables, plus ``sinks``.
+
+        ``PLAYHOOKS_PLAYCAMP_API_KEY`` (and ``PLAYHOOKS_PLAYCAMP_URL``) enables the PlayCamp sink;
+        ``PLAYHOOKS_PLAYFAB_TITLE_ID`` with ``PLAYHOOKS_PLAYFAB_SECRET_KEY`` (and
+        ``PLAYHOOKS_PLAYFAB_URL``) the PlayFab sink; ``PLAYHOOKS_SPOOL_DIR`` sets the spool.
+
+        Raises:
+            ConfigurationError: a variable is malformed, or PlayFab has one of its two.
+        """
+        from ._services import PLAYCAMP_URL, PlayCamp, PlayFab
+
+        environ = os.environ if environ is None else environ
+        chosen: List[SinkLike] = list(sinks)
+        if environ.get("PLAYHOOKS_PLAYCAMP_API_KEY"):
+            chosen.append(
+                PlayCamp(environ["PLAYHOOKS_PLAYCAMP_API_KEY"], environ.get("PLAYHOOKS_PLAYCAMP_URL") or PLAYCAMP_URL)
+            )
+        title_id, secret = environ.get("PLAYHOOKS_PLAYFAB_TITLE_ID"), environ.get("PLAYHOOKS_PLAYFAB_SECRET_KEY")
+        if bool(title_id) != bool(secret):
+            raise ConfigurationError("PLAYHOOKS_PLAYFAB_TITLE_ID and PLAYHOOKS_PLAYFAB_SECRET_KEY go together: set both")
+        if title_id and secret:
+            chosen.append(PlayFab(title_id, secret, environ.get("PLAYHOOKS_PLAYFAB_URL") or None))
+        if environ.get("PLAYHOOKS_SPOOL_DIR"):
+            settings.setdefault("spool_dir", environ["PLAYHOOKS_SPOOL_DIR"])
+        return cls(chosen, **settings)
 
     # -- hooks -----------------------------------------------------------------------------------
 
@@ -179,19 +257,21 @@ class Tracker:
                 return
             if isinstance(body, dict):
                 body = body.copy()  # the game may reuse its dict before the worker reads it
-            self._queue.append(
-                (
-                    RAW_EVENT,
-                    event_name,
-                    character_id,
-                    playfab_id,
-                    body,
-                    timestamp,
-                    custom_tags,
-                    self._sole if session is None else session,
-                    self._clock.wall(),
-                )
+            item = (
+                RAW_EVENT,
+                event_name,
+                character_id,
+                playfab_id,
+                body,
+                timestamp,
+                custom_tags,
+                self._sole if session is None else session,
+                self._clock.wall(),
             )
+            if self._sync:
+                self._pipeline.process([item])
+            else:
+                self._queue.append(item)
         except Exception:  # a hook must never raise into the game
             log.exception("on_character_event failed")
             self._counters.drop(INVALID_EVENT, "on_character_event failed")
@@ -201,10 +281,23 @@ class Tracker:
     def flush(self, timeout: float = 2.0) -> int:
         """Wait at most ``timeout`` seconds for every payload accepted so far to reach the sinks.
 
+        For PlayCamp and PlayFab: written to the spool (open sessions checkpointed too), then sent,
+        as far as the services allow now. Records waiting for a retry time are not sent early.
+
         Returns:
-            how many payloads are still pending (0 when all went out).
+            how many payloads are still pending (0 when all went out); what is pending stays in
+            the spool and goes out later, or on the next run.
         """
-        return self._worker.flush(timeout)
+        deadline = time.monotonic() + timeout
+        self._worker.flush(timeout)
+        while self._sender is not None and self._sender.wait_idle(max(0.0, deadline - time.monotonic())):
+            # Idle: what is left waits for a retry time. Wait for it only if it comes in time.
+            next_due = self._sender.next_due()
+            wait = None if next_due is None else next_due - time.time()
+            if not self._spool.pending() or wait is None or wait > deadline - time.monotonic():  # type: ignore[union-attr]
+                break
+            self._sender.wait_until_due(max(0.0, wait))
+        return self._pending()
 
     def close(self, timeout: float = 2.0) -> int:
         """End every open session, flush, and stop the worker, all within ``timeout`` seconds.
@@ -214,22 +307,42 @@ class Tracker:
         Returns:
             how many payloads are still pending when it returns.
         """
+        deadline = time.monotonic() + timeout
         with self._lock:
-            if not self._closed:
-                self._closed = True
-                for session in self._open.values():
-                    self._send_segment(session._end())
-                self._open.clear()
-                self._sole = None
-        return self._worker.stop(timeout)
+            if self._closed:
+                return self._pending()
+            self._closed = True
+            for session in self._open.values():
+                self._send_segment(session._end())
+            self._open.clear()
+            self._sole = None
+        self._worker.stop(timeout)
+        if self._sender is not None:
+            self._sender.wait_idle(max(0.0, deadline - time.monotonic()))
+            self._sender.stop(max(0.0, deadline - time.monotonic()))
+            self._spool.close()  # type: ignore[union-attr]
+            retire_owner(self._owner)
+        return self._pending()
 
     def stats(self) -> Dict[str, Any]:
-        """Counters: ``accepted``, ``delivered``, ``pending``, ``open_sessions``, and ``dropped``
-        (a dict of counts by reason)."""
-        stats = {"accepted": 0, "delivered": 0}
+        """Counters of what happened to payloads.
+
+        ``accepted`` (built from valid hook calls), ``delivered`` (handed to a sink or written to
+        the spool), ``pending`` (queued or in the spool), ``open_sessions``, ``dropped`` (a dict
+        of counts by reason); with PlayCamp or PlayFab also ``spooled``, ``sent`` (a service has
+        it), ``retried``, ``rejected`` (refused as invalid, kept in the spool's ``dead/``),
+        ``recovered`` (sessions closed from a crashed run's checkpoint), ``quarantined`` (spool
+        files that could not be read) and ``last_error`` (per sink, secrets never included).
+        """
+        stats: Dict[str, Any] = {"accepted": 0, "delivered": 0}
+        if self._spool is not None:
+            stats.update(spooled=0, sent=0, retried=0, rejected=0, recovered=0)
         stats.update(self._counters.snapshot())
-        stats["pending"] = self._worker.pending
+        stats["pending"] = self._pending()
         stats["open_sessions"] = len(self._open)
+        if self._spool is not None:
+            stats["quarantined"] = self._spool.quarantined
+            stats["last_error"] = self._sender.last_errors if self._sender else {}
         return stats
 
     def __enter__(self) -> "Tracker":
@@ -259,9 +372,16 @@ class Tracker:
         log.warning("%s ignored: %s", hook, error)
         return None
 
+    def _pending(self) -> int:
+        return self._worker.pending + (self._spool.pending() if self._spool is not None else 0)
+
     def _send_segment(self, segment: Optional[Segment]) -> None:
         # Sessions skip the queue bound: they are few, and they are the playtime itself.
-        if segment is not None:
+        if segment is None:
+            return
+        if self._sync:
+            self._pipeline.process([(SEGMENT, segment)])
+        else:
             self._queue.append((SEGMENT, segment))
 
     def _strict_event(self, *arguments: Any) -> None:
@@ -269,11 +389,31 @@ class Tracker:
             raise PlayhooksError("on_character_event: the tracker is closed")
         *arguments, session = arguments
         model = event_model(*arguments, self._sole if session is None else session, self._clock.wall())
-        if len(self._queue) >= self._max_queue:
+        if self._sync:
+            self._pipeline.process([(EVENT_MODEL, model)])
+        elif len(self._queue) >= self._max_queue:
             self._counters.drop(QUEUE_FULL, f"{self._max_queue} events already wait for the worker")
-            return
-        self._queue.append((EVENT_MODEL, model))
+        else:
+            self._queue.append((EVENT_MODEL, model))
 
     def _refuse(self, reason: str, detail: str) -> None:
         self._counters.drop(reason, detail)
         return None
+
+
+def _transport(settings: Settings) -> Any:
+    from ._transport import Transport  # urllib3 loads here, on the sender's thread
+
+    return Transport(settings.connect_timeout, settings.read_timeout)
+
+
+def _restart_in_child(reference: "weakref.ref[Tracker]") -> None:
+    """After ``os.fork()`` only the forking thread survives: give the child its own tracker state.
+
+    The child starts with no open sessions and an empty queue: those belong to the parent, which
+    will send them; copying them would count the same playtime twice.
+    """
+    tracker = reference()
+    if tracker is not None and not tracker._closed:
+        tracker._counters = Counters()
+        tracker._start()

@@ -203,7 +203,7 @@ def _first_problem(error: BaseException, cls: Any, path: str) -> PayloadError:
             if hasattr(note, "name") and cls in _STYLES:
                 step = _join(path, wire_name(cls, note.name))
                 inner_cls = _item_type(note.type)
-            elif hasattr(note, "index"):
+            elif hasattr(note, "index") and isinstance(note.index, int):
                 step = f"{path}[{note.index}]"
                 inner_cls = _item_type(note.type)
         if isinstance(inner, (ClassValidationError, IterableValidationError)):

@@ -36,6 +36,7 @@ redacted), ``counters``; ``POST reset`` and ``POST faults`` (a fault as JSON).
 import http
 import json
 import threading
+import time
 import uuid
 from datetime import datetime, timezone
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
@@ -135,6 +136,7 @@ class Emulator:
 
     def _clear(self) -> None:
         self._sessions: Dict[str, Dict[str, Any]] = {}  # by sessionId, in arrival order
+        self._kept: Dict[str, PlaytimeSession] = {}
         self._created: Dict[str, datetime] = {}
         self._events: List[Dict[str, Any]] = []
         self._rejected: List[Dict[str, Any]] = []
@@ -193,7 +195,7 @@ class Emulator:
 
     @property
     def requests(self) -> List[Dict[str, Any]]:
-        """The last requests' method, path and headers, secrets redacted."""
+        """The last requests' method, path, headers (secrets redacted) and arrival ``time``."""
         with self._lock:
             return list(self._requests)
 
@@ -275,7 +277,10 @@ class Emulator:
             reply = self._apply(fault, path)
             if reply is not None:
                 return reply
-        reply = route(environ, raw)
+        try:
+            reply = route(environ, raw)
+        except _Refused as refused:
+            reply = refused.reply
         if reply.status >= 400 or _is_wrapped_error(reply):
             with self._lock:
                 self._counters["rejected"] += 1
@@ -322,7 +327,7 @@ class Emulator:
 
     def _playcamp_json(self, raw: bytes) -> Any:
         try:
-            return json.loads(raw)
+            return _parse_json(raw)
         except ValueError:
             raise _Refused(self._playcamp_validation("$", "the body must be JSON")) from None
 
@@ -333,13 +338,13 @@ class Emulator:
             session = _wire.structure(data, PlaytimeSession)
         except PayloadError as error:
             return self._playcamp_validation(error.field, error.rule)
-        recorded, created = self._store_session(data, session)
+        recorded, kept = self._store_session(data, session)
         result = PlaytimeSessionResult(
-            session_id=session.session_id,
-            user_id=session.user_id,
-            duration_seconds=session.duration_seconds,
+            session_id=kept.session_id,
+            user_id=kept.user_id,
+            duration_seconds=kept.duration_seconds,
             recorded=recorded,
-            created_at=created,
+            created_at=self._created.get(kept.session_id, datetime.now(timezone.utc)),
         )
         return _Reply(201 if recorded else 200, _wire.playcamp_envelope(result))
 
@@ -352,7 +357,7 @@ class Emulator:
         results = []
         for index, item in enumerate(data["sessions"]):
             if data.get("isTest") and isinstance(item, dict):
-                item = {"isTest": True, **item}
+                item = {**item, "isTest": True}  # a test request creates no data, whatever its items say
             try:
                 session = _wire.structure(item, PlaytimeSession)
             except PayloadError as error:
@@ -376,20 +381,23 @@ class Emulator:
         )
         return _Reply(200, _wire.playcamp_envelope(result))
 
-    def _store_session(self, data: Dict[str, Any], session: PlaytimeSession) -> Tuple[bool, datetime]:
-        """Keep a session unless its id was seen (PlayCamp keeps the first); isTest ones are not kept."""
-        now = datetime.now(timezone.utc)
+    def _store_session(self, data: Dict[str, Any], session: PlaytimeSession) -> Tuple[bool, PlaytimeSession]:
+        """Keep a session unless its id was seen; either way, the row PlayCamp now has.
+
+        PlayCamp keeps the first row for a ``sessionId``; isTest sessions are answered, not kept.
+        """
         if session.is_test:
-            return True, now
+            return True, session
         with self._lock:
             if session.session_id in self._sessions:
                 self._counters["duplicates"] += 1
-                return False, self._created[session.session_id]
+                return False, self._kept[session.session_id]
             self._sessions[session.session_id] = data
-            self._created[session.session_id] = now
+            self._kept[session.session_id] = session
+            self._created[session.session_id] = datetime.now(timezone.utc)
             self._counters["sessions"] += 1
         self._record("session", data)
-        return True, now
+        return True, session
 
     def _playcamp_validation(self, path: str, message: str) -> _Reply:
         error = PlayCampError(
@@ -436,9 +444,11 @@ class Emulator:
         if environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower() != "application/json":
             raise _Refused(_playfab_error(400, "InvalidContentType", 1144, "Content-Type must be application/json"))
         try:
-            data = json.loads(raw)
+            data = _parse_json(raw)
+            if not isinstance(data, dict):
+                raise ValueError("not an object")
         except ValueError:
-            raise _Refused(_playfab_error(400, "InvalidRequest", 1071, "The request body is not valid JSON")) from None
+            raise _Refused(_playfab_error(400, "InvalidRequest", 1071, "The request body is not a JSON object")) from None
         try:
             event = _wire.structure(data, CharacterEvent)
         except PayloadError as error:
@@ -482,7 +492,7 @@ class Emulator:
                 headers[name] = "<redacted>" if name.lower() in SECRET_HEADERS else value
         with self._lock:
             self._counters["requests"] += 1
-            self._requests.append({"method": method, "path": path, "headers": headers})
+            self._requests.append({"method": method, "path": path, "headers": headers, "time": time.time()})
             del self._requests[:-MAX_REQUEST_LOG]
 
     def _record(self, kind: str, data: Dict[str, Any]) -> None:
@@ -495,6 +505,15 @@ class Emulator:
     def __repr__(self) -> str:
         where = self._server.url if self._server is not None else "not serving"
         return f"<Emulator {where}>"
+
+
+def _parse_json(raw: bytes) -> Any:
+    """Strict JSON: Python's parser also takes NaN and Infinity, which no JSON client sends."""
+
+    def refuse(constant: str) -> Any:
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(raw, parse_constant=refuse)
 
 
 def _read_body(environ: Dict[str, Any]) -> bytes:
@@ -535,7 +554,8 @@ _PLAYCAMP_CODES = {
     429: "RATE_LIMITED",
 }
 
-# PlayFab's error name and code for the statuses a fault may script (the rest: the phrase, 1123).
+# PlayFab's error name and code for the statuses a fault may script (the rest: the status phrase,
+# with InvalidRequest's code for a 4xx and ServiceUnavailable's for a 5xx).
 _PLAYFAB_FAULTS = {
     429: ("APIClientRequestRateLimitExceeded", 1199),
     500: ("InternalServerError", 1110),
@@ -575,7 +595,7 @@ def _playfab_error(
 
 def _playfab_fault_body(status: int) -> Dict[str, Any]:
     phrase = http.HTTPStatus(status).phrase.replace(" ", "")
-    error, code = _PLAYFAB_FAULTS.get(status, (phrase, 1123))
+    error, code = _PLAYFAB_FAULTS.get(status, (phrase, 1071 if status < 500 else 1123))
     return _playfab_error(status, error, code, "scripted fault").body
 
 

@@ -1,0 +1,193 @@
+"""What happens to queued hook calls, on the worker thread (or, for ``durability="sync"``, on the
+caller): models are built and checked, turned into JSON, handed to in-process sinks, and written
+to the spool for the delivery sinks. It also keeps the spool: session checkpoints, the recovery of
+sessions a crashed process left open, the heartbeat and the bounds.
+"""
+
+import logging
+import threading
+import time
+from datetime import datetime, timezone
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
+
+from ._errors import PayloadError
+from ._payloads import EVENT_ID_KEY, RECOVERED_KEY, event_model, session_model
+from ._services import DeliverySink
+from ._session import Segment, Session, SessionOptions
+from ._sinks import EVENT, SESSION, Payload, Sink
+from ._spool import HEARTBEAT_SECONDS, Record, Spool
+from ._stats import INVALID_EVENT, INVALID_SESSION, NO_SINK, SESSION_TOO_SHORT, SINK_ERROR, SPOOL_FULL, Counters
+
+log = logging.getLogger("playhooks")
+
+# Queue items are tuples tagged by their first element, cheap to build on the game's thread.
+RAW_EVENT = "raw_event"  # (RAW_EVENT, event_name, character_id, playfab_id, body, timestamp, custom_tags, session, called_at)
+EVENT_MODEL = "event_model"  # (EVENT_MODEL, CharacterEvent): already built and checked by a strict caller
+SEGMENT = "segment"  # (SEGMENT, Segment): a finished session
+
+LIMITS_CHECK_SECONDS = 1.0  # how often the spool's bounds are checked (a listing of its folders)
+
+
+class Pipeline:
+    """Turns queued items into payloads and puts them where they go. Thread-safe.
+
+    Args:
+        sinks: every sink; the delivery sinks among them are spooled for.
+        spool: the spool, or None when no sink needs one.
+        open_sessions: returns the sessions open now, for checkpoints.
+        checkpoint_interval: seconds between checkpoints of open sessions.
+        on_spooled: called after records were written (to wake the sender).
+    """
+
+    def __init__(
+        self,
+        sinks: Sequence[Sink],
+        counters: Counters,
+        spool: Optional[Spool] = None,
+        open_sessions: Callable[[], Iterable[Session]] = tuple,
+        checkpoint_interval: float = 5.0,
+        on_spooled: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._local = [sink for sink in sinks if not isinstance(sink, DeliverySink)]
+        self._delivery = [sink for sink in sinks if isinstance(sink, DeliverySink)]
+        self._counters = counters
+        self._spool = spool
+        self._open_sessions = open_sessions
+        self._checkpoint_interval = checkpoint_interval
+        self._on_spooled = on_spooled
+        self._lock = threading.RLock()
+        self._wire: Any = None
+        self._next_checkpoint = 0.0
+        self._next_heartbeat = 0.0
+        self._next_limits_check = 0.0
+        self._recovered = False
+
+    def process(self, items: List[Any]) -> None:
+        with self._lock:
+            if self._wire is None:
+                from . import _wire  # cattrs loads here, off the game's import
+
+                self._wire = _wire
+            payloads = []
+            for item in items:
+                try:
+                    payload = self._payload(item)
+                except PayloadError as error:
+                    self._counters.drop(INVALID_SESSION if item[0] == SEGMENT else INVALID_EVENT, str(error))
+                    continue
+                if payload is not None:
+                    payloads.append(payload)
+            self._counters.add("accepted", len(payloads))
+            self._hand_over(payloads)
+            if self._spool is not None:
+                for item in items:
+                    if item[0] == SEGMENT:  # its payload is on disk now: the checkpoint has served
+                        self._spool.forget_checkpoint(item[1].session_id)
+
+    def _payload(self, item: Any) -> Optional[Payload]:
+        if item[0] == SEGMENT:
+            segment = item[1]
+            session = session_model(segment)
+            if session is None:
+                self._counters.drop(SESSION_TOO_SHORT, f"session {segment.session_id} had under 0.5 s of play")
+                return None
+            return Payload(SESSION, session.session_id, self._wire.unstructure(session))
+        event = item[1] if item[0] == EVENT_MODEL else event_model(*item[1:])
+        return Payload(EVENT, event.body[EVENT_ID_KEY], self._wire.unstructure(event))
+
+    def _hand_over(self, payloads: List[Payload]) -> None:
+        failed = set()
+        taken = set()
+        for sink in self._local:
+            chosen = [payload for payload in payloads if payload.kind in sink.kinds]
+            if not chosen:
+                continue
+            taken.update(map(id, chosen))
+            try:
+                sink.send(chosen)
+            except Exception as error:
+                log.exception("%r failed to take %d payload(s)", sink, len(chosen))
+                failed.update(map(id, chosen))
+                self._counters.drop(SINK_ERROR, f"{sink!r} raised {type(error).__name__}", len(chosen))
+        spooled = 0
+        for sink in self._delivery:
+            chosen = [payload for payload in payloads if payload.kind in sink.kinds]
+            if not chosen:
+                continue
+            taken.update(map(id, chosen))
+            now = time.time()
+            records = [Record(payload.key, payload.kind, sink.prepare(payload.data), created=now) for payload in chosen]
+            try:
+                self._spool.put(sink.name, records, due=now)  # type: ignore[union-attr]
+            except OSError as error:
+                # A full or read-only disk: the payloads are lost, and said so.
+                failed.update(map(id, chosen))
+                self._counters.drop(SPOOL_FULL, f"cannot write the spool ({error.strerror})", len(chosen))
+                continue
+            spooled += len(records)
+        untaken = len(payloads) - len(taken)
+        if untaken:
+            self._counters.drop(NO_SINK, "no sink takes them: give the Tracker a sink", untaken)
+        self._counters.add("delivered", len(taken) - len(failed))
+        if spooled:
+            self._counters.add("spooled", spooled)
+            self._on_spooled()
+
+    def close(self) -> None:
+        """Close the in-process sinks (the delivery sinks hold nothing to close)."""
+        for sink in self._local:
+            try:
+                sink.close()
+            except Exception:
+                log.exception("closing %r failed", sink)
+
+    # -- spool upkeep, on the worker's rounds ----------------------------------------------------
+
+    def housekeeping(self, flushing: bool = False) -> None:
+        """Recover orphaned sessions once, then checkpoint, keep the bounds and beat the heart.
+
+        A flush checkpoints and checks the bounds at once; otherwise each has its interval.
+        """
+        if self._spool is None:
+            return
+        with self._lock:
+            now = time.monotonic()
+            if not self._recovered:
+                self._recovered = True
+                self._recover()
+            if flushing or now >= self._next_checkpoint:
+                self._next_checkpoint = now + self._checkpoint_interval
+                for session in self._open_sessions():
+                    self._spool.checkpoint(session.id, session._checkpoint())
+            if flushing or now >= self._next_limits_check:
+                self._next_limits_check = now + LIMITS_CHECK_SECONDS
+                self._spool.enforce_limits(expendable=[sink.name for sink in self._delivery if EVENT in sink.kinds])
+            if now >= self._next_heartbeat:
+                self._next_heartbeat = now + HEARTBEAT_SECONDS
+                self._spool.heartbeat()
+
+    def _recover(self) -> None:
+        """Send the sessions a dead process left open, as they stood at their last checkpoint."""
+        returned = self._spool.reclaim()  # type: ignore[union-attr]
+        if returned:
+            log.info("took back %d spool file(s) a stopped tracker had claimed", returned)
+        segments = []
+        for state in self._spool.orphaned_checkpoints():  # type: ignore[union-attr]
+            try:
+                options = SessionOptions(**state["options"])
+                metadata = dict(options.metadata or {}, **{RECOVERED_KEY: True})
+                segments.append(
+                    Segment(
+                        session_id=state["session_id"],
+                        options=SessionOptions(**dict(state["options"], metadata=metadata)),
+                        started_at=datetime.fromtimestamp(state["started_at"], timezone.utc),
+                        elapsed_seconds=float(state["elapsed_seconds"]),
+                        active_seconds=float(state["active_seconds"]),
+                    )
+                )
+            except (KeyError, TypeError, ValueError, PayloadError) as error:
+                self._counters.drop(INVALID_SESSION, f"unusable checkpoint ({error})")
+        if segments:
+            log.info("recovering %d session(s) left open by a stopped process", len(segments))
+            self._counters.add("recovered", len(segments))
+            self.process([(SEGMENT, segment) for segment in segments])

@@ -1,0 +1,181 @@
+"""The delivery sinks: PlayCamp's playtime sessions and PlayFab's character events.
+
+Their payloads go through the spool and the sender thread rather than ``send``: they are on disk
+before any request is made, and retried until each service has them or refuses them. A sink holds
+its service's key and nothing else does: not the spool, not a log line, not a ``repr``.
+"""
+
+import urllib.parse
+from typing import Any, Dict, List, Optional, Sequence
+
+import attrs
+
+from ._errors import ConfigurationError, PayloadError
+from ._retry import DELIVERED, REJECTED, RETRY, Outcome
+from ._sinks import EVENT, SESSION, Payload, Sink
+
+PLAYCAMP_URL = "https://sdk-api.playcamp.io"
+PLAYCAMP_SESSIONS = "/v1/server/playtime/sessions"
+PLAYCAMP_BULK = "/v1/server/playtime/sessions/bulk"
+PLAYFAB_EVENT = "/Server/WriteCharacterEvent"
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+class DeliverySink(Sink):
+    """A sink whose payloads are spooled, then delivered over HTTP by the sender thread.
+
+    Attributes:
+        name: the spool folder its records wait in.
+        max_batch: records one ``deliver`` call may take.
+    """
+
+    name = "delivery"
+    max_batch = 1
+
+    def send(self, payloads: Sequence[Payload]) -> None:  # pragma: no cover - the worker spools instead
+        raise TypeError(f"{type(self).__name__} payloads go through the spool")
+
+    def prepare(self, data: Dict[str, Any]) -> Dict[str, Any]:
+        """The JSON to spool for a payload: the sink's own defaults filled in."""
+        return data
+
+    def deliver(self, batch: List[Dict[str, Any]], transport: Any) -> List[Outcome]:
+        """Send a batch (``max_batch`` at most); one outcome per item, in order."""
+        raise NotImplementedError
+
+
+class PlayCamp(DeliverySink):
+    """Playtime sessions to PlayCamp's ``Record Playtime Session`` API.
+
+    Args:
+        api_key: a Server API key, ``"keyId:secret"``. A server secret: never ship it in a game
+            build given to players (use a relay there).
+        base_url: the API's root; the emulator's or a relay's URL in development.
+        campaign_id, creator_key, platform: defaults for sessions that do not set their own.
+        is_test: mark every session as a test (PlayCamp records nothing for it).
+
+    Raises:
+        ConfigurationError: the key is not ``keyId:secret``, or a default breaks PlayCamp's rules.
+    """
+
+    kinds = frozenset({SESSION})
+    max_batch = 100  # a backlog goes out through the bulk endpoint, 100 sessions a request
+
+    def __init__(
+        self,
+        api_key: str,
+        base_url: str = PLAYCAMP_URL,
+        *,
+        campaign_id: Optional[str] = None,
+        creator_key: Optional[str] = None,
+        platform: Optional[str] = None,
+        is_test: bool = False,
+        name: str = "playcamp",
+    ) -> None:
+        key_id, _, secret = api_key.partition(":") if isinstance(api_key, str) else ("", "", "")
+        if not key_id or not secret:
+            raise ConfigurationError("api_key: must be a PlayCamp server key, 'keyId:secret', both parts non-empty")
+        self.base_url = _checked_url("base_url", base_url)
+        self.key_id = key_id
+        self.name = name
+        self._headers = {"Authorization": f"Bearer {api_key}"}
+        self._defaults = _session_defaults(campaign_id, creator_key, platform)
+        if type(is_test) is not bool:
+            raise ConfigurationError(f"is_test: must be True or False (got {is_test!r})")
+        self._forced = {"isTest": True} if is_test else {}
+
+    def prepare(self, data: Dict[str, Any]) -> Dict[str, Any]:
+        return {**self._defaults, **data, **self._forced}
+
+    def deliver(self, batch: List[Dict[str, Any]], transport: Any) -> List[Outcome]:
+        from . import _wire
+
+        if len(batch) == 1:
+            outcome, _ = transport.post(self.base_url + PLAYCAMP_SESSIONS, self._headers, _wire.encode(batch[0]))
+            return [outcome]
+        outcome, answer = transport.post(self.base_url + PLAYCAMP_BULK, self._headers, _wire.encode({"sessions": batch}))
+        if outcome.kind != DELIVERED:
+            return [outcome] * len(batch)
+        results = {}
+        data = answer.get("data") if isinstance(answer, dict) else None
+        for item in data.get("results", []) if isinstance(data, dict) else []:
+            if isinstance(item, dict):
+                results[item.get("sessionId")] = item
+        return [_bulk_outcome(results.get(session["sessionId"])) for session in batch]
+
+    def __repr__(self) -> str:
+        return f"PlayCamp(base_url={self.base_url!r}, key_id={self.key_id!r})"
+
+
+class PlayFab(DeliverySink):
+    """Character events to PlayFab's server ``WriteCharacterEvent`` API.
+
+    Args:
+        title_id: the PlayFab title id.
+        secret_key: the title's secret key. A server secret: never ship it in a game build given
+            to players (use a relay there).
+        base_url: the API's root; defaults to ``https://{title_id}.playfabapi.com``.
+
+    Raises:
+        ConfigurationError: an empty title id or key, or a base URL that is not HTTPS.
+    """
+
+    kinds = frozenset({EVENT})
+
+    def __init__(self, title_id: str, secret_key: str, base_url: Optional[str] = None, *, name: str = "playfab") -> None:
+        if not isinstance(title_id, str) or not title_id.isalnum():
+            raise ConfigurationError("title_id: must be the title's id, letters and digits")
+        if not isinstance(secret_key, str) or not secret_key.strip():
+            raise ConfigurationError("secret_key: must be the title's secret key, a non-empty string")
+        self.title_id = title_id
+        self.base_url = _checked_url("base_url", base_url or f"https://{title_id.lower()}.playfabapi.com")
+        self.name = name
+        self._headers = {"X-SecretKey": secret_key}
+
+    def deliver(self, batch: List[Dict[str, Any]], transport: Any) -> List[Outcome]:
+        from . import _wire
+
+        outcomes: List[Outcome] = []
+        for event in batch:
+            outcome, _ = transport.post(self.base_url + PLAYFAB_EVENT, self._headers, _wire.encode(event))
+            outcomes.append(outcome)
+            if outcome.kind == RETRY:
+                # The service is failing or throttling: the rest of the batch waits with this one.
+                unsent = attrs.evolve(outcome, attempted=False)
+                return outcomes + [unsent] * (len(batch) - len(outcomes))
+        return outcomes
+
+    def __repr__(self) -> str:
+        return f"PlayFab(title_id={self.title_id!r}, base_url={self.base_url!r})"
+
+
+def _bulk_outcome(item: Optional[Dict[str, Any]]) -> Outcome:
+    if item is None:
+        return Outcome(RETRY, "missing from the bulk answer")
+    status = item.get("status")
+    if status in ("SUCCESS", "SKIPPED"):  # SKIPPED: PlayCamp already had this sessionId
+        return Outcome(DELIVERED)
+    if status == "FAILED":
+        return Outcome(REJECTED, f"bulk item failed: {item.get('error')}")
+    return Outcome(RETRY, f"unknown bulk status {status!r}")
+
+
+def _checked_url(field: str, url: Any) -> str:
+    """HTTPS, or plain HTTP to this machine only (the emulator), as PlayCamp's own SDK allows."""
+    parsed = urllib.parse.urlsplit(url) if isinstance(url, str) else None
+    if parsed is None or not parsed.hostname:
+        raise ConfigurationError(f"{field}: must be a URL such as https://host (got {url!r})")
+    if parsed.scheme != "https" and not (parsed.scheme == "http" and parsed.hostname in LOOPBACK_HOSTS):
+        raise ConfigurationError(f"{field}: must use https (plain http only to localhost) (got {url!r})")
+    return url.rstrip("/")
+
+
+def _session_defaults(campaign_id: Any, creator_key: Any, platform: Any) -> Dict[str, Any]:
+    from ._session import SessionOptions
+
+    try:
+        SessionOptions(user_id="-", campaign_id=campaign_id, creator_key=creator_key, platform=platform)
+    except PayloadError as error:
+        raise ConfigurationError(str(error)) from None
+    defaults = {"campaignId": campaign_id, "creatorKey": creator_key, "platform": platform}
+    return {key: value for key, value in defaults.items() if value is not None}

@@ -1,0 +1,467 @@
+"""Delivery to PlayCamp and PlayFab through the spool, against the emulator over loopback HTTP."""
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import playhooks
+from playhooks.emulator import Emulator
+from playhooks.testing import ManualClock
+
+API_KEY = "key-1:very-secret-playcamp-value"
+SECRET_KEY = "VERYSECRETPLAYFABKEY0123456789"
+PLAYER = {"playfab_id": "4F1C2A9B7D3E8A61", "character_id": "8D2E0F4B1A6C9E37"}
+FAST = playhooks.RetryPolicy(base_delay=0.01, max_delay=0.05)
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture
+def emulator():
+    with Emulator() as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def spool(tmp_path):
+    return str(tmp_path / "spool")
+
+
+def sinks(emulator, **playcamp):
+    return [
+        playhooks.PlayCamp(API_KEY, emulator.url, **playcamp),
+        playhooks.PlayFab("ABCD", SECRET_KEY, emulator.url),
+    ]
+
+
+@pytest.fixture
+def make_tracker(emulator, spool):
+    made = []
+
+    def make(**settings):
+        settings.setdefault("spool_dir", spool)
+        settings.setdefault("retry", FAST)
+        settings.setdefault("clock", ManualClock())
+        tracker = playhooks.Tracker(sinks(emulator), **settings)
+        made.append(tracker)
+        return tracker
+
+    yield make
+    for tracker in made:
+        tracker.close(timeout=5)
+
+
+def play(tracker, user="player-1", seconds=30, events=("level_completed",)):
+    """A session with events, on the tracker's ManualClock."""
+    session = tracker.on_session_start(user, **PLAYER)
+    for name in events:
+        tracker.on_character_event(name, body={"user": user}, session=session)
+    tracker.settings.clock.advance(seconds)
+    tracker.on_session_end(session)
+    return session
+
+
+def spool_files(spool, folder):
+    found = []
+    for root, _, files in os.walk(os.path.join(spool)):
+        if os.path.basename(root) == folder or os.path.basename(os.path.dirname(root)) == folder:
+            found.extend(os.path.join(root, name) for name in files)
+    return found
+
+
+class TestDelivery:
+    def test_sessions_and_events_arrive_exactly_as_built(self, make_tracker, emulator):
+        """What the emulator stores is the payload the hooks made, byte for byte in JSON terms."""
+        memory = playhooks.MemorySink()
+        tracker = make_tracker()
+        tracker.sinks.append(memory)  # not how users add sinks, but shows the same payload twice
+        session = play(tracker, seconds=42)
+
+        assert 0 == tracker.flush(timeout=10)
+        [stored] = emulator.sessions
+        [event] = emulator.events
+        assert (session.id, "player-1", 42) == (stored["sessionId"], stored["userId"], stored["durationSeconds"])
+        assert ("level_completed", PLAYER["playfab_id"]) == (event["EventName"], event["PlayFabId"])
+        assert 32 == len(event["Body"]["playhooks_event_id"])
+        assert {"sent": 2, "spooled": 2, "pending": 0} == {key: tracker.stats()[key] for key in ("sent", "spooled", "pending")}
+
+    def test_sink_defaults_fill_sessions(self, emulator, spool):
+        """PlayCamp(campaign_id=..., platform=...) fills what a session does not set itself."""
+        tracker = playhooks.Tracker(
+            sinks(emulator, campaign_id="spring", platform="Web", is_test=False), spool_dir=spool, clock=ManualClock()
+        )
+        play(tracker)
+        tracker.close(timeout=10)
+
+        assert ("spring", "Web") == (emulator.sessions[0]["campaignId"], emulator.sessions[0]["platform"])
+
+    def test_nothing_is_left_in_the_spool(self, make_tracker, spool):
+        """Delivered records leave no file behind."""
+        tracker = make_tracker()
+        play(tracker)
+        assert 0 == tracker.flush(timeout=10)
+
+        assert [] == spool_files(spool, "queue") + spool_files(spool, "claimed") + spool_files(spool, "dead")
+
+
+class TestRetries:
+    def test_a_503_burst_is_retried_until_delivered(self, make_tracker, emulator):
+        """Five 503s in a row delay delivery; they do not lose anything."""
+        emulator.fail_next(5, 503)
+        tracker = make_tracker()
+        play(tracker)
+
+        assert 0 == tracker.flush(timeout=10)
+        assert (1, 1) == (len(emulator.sessions), len(emulator.events))
+        assert 5 == tracker.stats()["retried"]
+
+    def test_dropped_connections_are_retried(self, make_tracker, emulator):
+        """A connection closed without an answer is tried again."""
+        emulator.drop_next(3)
+        tracker = make_tracker()
+        play(tracker)
+
+        assert 0 == tracker.flush(timeout=10)
+        assert (1, 1) == (len(emulator.sessions), len(emulator.events))
+
+    def test_a_timeout_is_retried_and_playcamp_deduplicates(self, make_tracker, emulator):
+        """A read timeout is retried; the session sent twice is stored once (same sessionId)."""
+        emulator.delay_next(1, seconds=0.5, route="playcamp")
+        tracker = make_tracker(read_timeout=0.1)
+        play(tracker, events=())
+
+        assert 0 == tracker.flush(timeout=10)
+        assert 1 == len(emulator.sessions)
+        assert "no answer: ReadTimeoutError" == tracker.stats()["last_error"]["playcamp"]
+
+    def test_retry_after_is_honoured(self, make_tracker, emulator):
+        """After a 429 with Retry-After: 1, no request reaches that service for a second."""
+        emulator.fail_next(1, 429, headers={"Retry-After": "1"}, route="playfab")
+        tracker = make_tracker()
+        for number in range(3):
+            tracker.on_character_event("tick", body={"n": number}, **PLAYER)
+
+        assert 0 == tracker.flush(timeout=10)
+        times = [request["time"] for request in emulator.requests if request["path"] == "/Server/WriteCharacterEvent"]
+        assert times[1] - times[0] >= 1.0
+        assert 3 == len(emulator.events)
+
+    def test_playfab_retry_after_seconds_is_honoured(self, spool):
+        """PlayFab's throttling body (retryAfterSeconds) holds back the next request too."""
+        with Emulator(rate_limit=1, rate_window=1.0) as emulator:
+            tracker = playhooks.Tracker([playhooks.PlayFab("ABCD", SECRET_KEY, emulator.url)], spool_dir=spool, retry=FAST)
+            for number in range(2):
+                tracker.on_character_event("tick", body={"n": number}, **PLAYER)
+                tracker.flush(timeout=5)
+            remaining = tracker.flush(timeout=10)
+            tracker.close(timeout=5)
+
+        times = [request["time"] for request in emulator.requests]
+        assert (0, 2) == (remaining, len(emulator.events))
+        assert times[-1] - times[-2] >= 1.0
+
+    def test_final_errors_are_dead_lettered_not_retried(self, make_tracker, emulator, spool):
+        """A 400 is final: one request, the record kept in dead/, counted as rejected."""
+        emulator.fail_next(1, 400, route="playfab")
+        tracker = make_tracker()
+        tracker.on_character_event("tick", **PLAYER)
+
+        assert 0 == tracker.flush(timeout=10)
+        assert 1 == emulator.counters["requests"]
+        assert 1 == tracker.stats()["rejected"]
+        [dead] = spool_files(spool, "dead")
+        with open(dead, encoding="utf-8") as file:
+            record = json.loads(file.readline())
+        assert ("tick", 1, "HTTP 400 BadRequest: scripted fault") == (
+            record["data"]["EventName"],
+            record["attempts"],
+            record["error"],
+        )
+
+    def test_playfab_final_error_codes_are_rejections(self, spool):
+        """An unknown character (CharacterNotFound 1135) is final: one request, then dead-lettered."""
+        with Emulator(characters={"P1": ["C1"]}) as strict_emulator:
+            tracker = playhooks.Tracker(
+                [playhooks.PlayFab("ABCD", SECRET_KEY, strict_emulator.url)], spool_dir=spool, retry=FAST
+            )
+            tracker.on_character_event("tick", playfab_id="P1", character_id="nope")
+            tracker.flush(timeout=10)
+            stats = tracker.stats()
+            tracker.close(timeout=5)
+
+        assert (1, 1) == (stats["rejected"], strict_emulator.counters["requests"])
+        assert "CharacterNotFound" in stats["last_error"]["playfab"]
+
+    def test_giving_up_is_counted(self, make_tracker, emulator):
+        """Past max_attempts a record is given up on, kept in dead/, and counted."""
+        emulator.fail_next(10, 503)
+        tracker = make_tracker(retry=playhooks.RetryPolicy(base_delay=0.01, max_delay=0.02, max_attempts=3))
+        tracker.on_character_event("tick", **PLAYER)
+
+        assert 0 == tracker.flush(timeout=10)
+        assert ({"gave_up": 1}, 3) == (tracker.stats()["dropped"], emulator.counters["requests"])
+
+
+class TestBulk:
+    def test_a_backlog_goes_through_the_bulk_endpoint(self, make_tracker, emulator):
+        """Sessions that piled up during an outage are sent 100 to a request, each recorded once."""
+        emulator.fail_next(100_000, 503, route="playcamp")
+        tracker = make_tracker(retry=playhooks.RetryPolicy(base_delay=0.05, max_delay=0.05))
+        for number in range(250):
+            play(tracker, user=f"player-{number}", events=())
+        tracker.flush(timeout=0.5)  # every session is in the spool, and failed at least once
+        emulator.reset()
+
+        assert 0 == tracker.flush(timeout=20)
+        paths = {request["path"] for request in emulator.requests}
+        assert 250 == len(emulator.sessions)
+        assert {"/v1/server/playtime/sessions/bulk"} == paths
+        assert 3 <= len(emulator.requests) <= 6
+
+    def test_bulk_items_are_settled_one_by_one(self, make_tracker, emulator):
+        """A session PlayCamp already has (SKIPPED) counts as sent; the others are recorded."""
+        tracker = make_tracker(flush_interval=60)
+        first = play(tracker, user="a", events=())
+        tracker.flush(timeout=10)
+        for user in ("b", "c"):
+            play(tracker, user=user, events=())
+        tracker._queue.append(("segment", first._segment(first._started)))  # the first, again
+
+        assert 0 == tracker.flush(timeout=10)
+        assert ["a", "b", "c"] == sorted(session["userId"] for session in emulator.sessions)
+
+
+class TestSpool:
+    def test_a_corrupt_file_is_quarantined(self, make_tracker, emulator, spool):
+        """An unreadable spool file is moved aside and counted; the rest is delivered."""
+        queue = os.path.join(spool, "playfab", "queue")
+        os.makedirs(queue)
+        with open(os.path.join(queue, "0000000000001-1-0000000000001-garbage.jsonl"), "w") as file:
+            file.write("{not json")
+        with open(os.path.join(queue, "not-a-spool-file.txt"), "w") as file:
+            file.write("?")
+        tracker = make_tracker()
+        tracker.on_character_event("tick", **PLAYER)
+
+        assert 0 == tracker.flush(timeout=10)
+        assert (2, 1) == (tracker.stats()["quarantined"], len(emulator.events))
+        assert 2 == len(os.listdir(os.path.join(spool, "quarantine")))
+
+    def test_payloads_survive_a_restart(self, emulator, spool):
+        """What one tracker could not deliver, the next one started on the spool delivers."""
+        emulator.fail_next(100, 503)
+        first = playhooks.Tracker(sinks(emulator), spool_dir=spool, clock=ManualClock())
+        play(first)
+        pending = first.close(timeout=1)
+        emulator.reset()
+
+        second = playhooks.Tracker(sinks(emulator), spool_dir=spool)
+        remaining = second.flush(timeout=10)
+        second.close(timeout=5)
+
+        assert (2, 0) == (pending, remaining)
+        assert (1, 1) == (len(emulator.sessions), len(emulator.events))
+
+    def test_bounds_drop_events_before_sessions(self, emulator, spool):
+        """Past max_spool_records the oldest events go first, each counted as spool_full."""
+        emulator.fail_next(1000, 503)
+        tracker = playhooks.Tracker(
+            sinks(emulator),
+            spool_dir=spool,
+            clock=ManualClock(),
+            max_spool_records=5,
+            retry=playhooks.RetryPolicy(base_delay=60),
+        )
+        play(tracker, events=())
+        tracker.flush(timeout=2)
+        for number in range(3):
+            tracker.on_character_event("tick", body={"n": number}, **PLAYER)
+            tracker.flush(timeout=0.5)  # one spool file each
+        tracker.on_character_event("tick", body={"n": 3}, **PLAYER)
+        tracker.on_character_event("tick", body={"n": 4}, **PLAYER)
+        tracker.flush(timeout=0.5)
+        stats = tracker.stats()
+        tracker.close(timeout=1)
+
+        queued = {}
+        for path in spool_files(spool, "queue"):
+            with open(path, encoding="utf-8") as file:
+                for line in file:
+                    queued.setdefault(json.loads(line)["kind"], []).append(json.loads(line)["data"])
+        assert 1 == stats["dropped"]["spool_full"]
+        assert [1] == [len(queued["session"])]
+        assert [1, 2, 3, 4] == sorted(event["Body"]["n"] for event in queued["event"])
+
+
+class TestExit:
+    def test_close_is_bounded_while_the_server_hangs(self, make_tracker, emulator, spool):
+        """close(1) returns within about a second with the session still pending in the spool."""
+        emulator.hang_next(10)
+        tracker = make_tracker(read_timeout=30)
+        play(tracker, events=())
+
+        import time
+
+        started = time.monotonic()
+        pending = tracker.close(timeout=1)
+        took = time.monotonic() - started
+
+        assert took < 3
+        assert 1 == pending
+        assert 1 == len(spool_files(spool, "claimed") + spool_files(spool, "queue"))
+
+
+CHILD = textwrap.dedent(
+    """
+    import sys, playhooks
+    from playhooks.testing import ManualClock
+    url, spool = sys.argv[1], sys.argv[2]
+    clock = ManualClock()
+    tracker = playhooks.Tracker(
+        [playhooks.PlayCamp("k:s", url), playhooks.PlayFab("ABCD", "secret", url)],
+        spool_dir=spool, clock=clock, durability="sync",
+    )
+    tracker.on_session_start("crashing-player", playfab_id="P", character_id="C", metadata={"level": 3})
+    for number in range(5):
+        tracker.on_character_event("tick", body={"n": number})
+    clock.advance(42)
+    tracker.flush(timeout=1)  # checkpoints the open session; the server refuses everything
+    print("ready", flush=True)
+    sys.stdin.read()
+    """
+)
+
+
+class TestCrash:
+    def test_a_killed_process_loses_nothing(self, emulator, spool):
+        """SIGKILL mid-session: the next start delivers the spooled events and recovers the session."""
+        emulator.fail_next(10_000, 503)
+        with subprocess.Popen(
+            [sys.executable, "-c", CHILD, emulator.url, spool], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        ) as child:
+            assert "ready" == child.stdout.readline().strip()
+            child.send_signal(signal.SIGKILL)
+            child.wait(timeout=10)
+        emulator.reset()
+
+        tracker = playhooks.Tracker(sinks(emulator), spool_dir=spool, retry=FAST)
+        remaining = tracker.flush(timeout=10)
+        stats = tracker.stats()
+        tracker.close(timeout=5)
+
+        [session] = emulator.sessions
+        assert (0, 5, 1) == (remaining, len(emulator.events), stats["recovered"])
+        assert ("crashing-player", 42, {"level": 3, "playhooks_recovered": True}) == (
+            session["userId"],
+            session["durationSeconds"],
+            session["metadata"],
+        )
+
+
+SHARER = textwrap.dedent(
+    """
+    import sys, playhooks
+    url, spool = sys.argv[1], sys.argv[2]
+    tracker = playhooks.Tracker(
+        [playhooks.PlayCamp("k:s", url), playhooks.PlayFab("ABCD", "secret", url)], spool_dir=spool,
+        retry=playhooks.RetryPolicy(base_delay=0.01, max_delay=0.05),
+    )
+    tracker.flush(timeout=30)
+    tracker.close(timeout=5)
+    """
+)
+
+
+class TestSharedSpool:
+    def test_two_processes_never_send_a_record_twice(self, emulator, spool):
+        """Two processes draining one spool together: every event reaches the service once."""
+        emulator.fail_next(100_000, 503)
+        filler = playhooks.Tracker(sinks(emulator), spool_dir=spool, clock=ManualClock(), flush_interval=60)
+        for number in range(400):
+            filler.on_character_event("tick", body={"n": number}, **PLAYER)
+            if number % 50 == 49:
+                filler.flush(timeout=0)  # many spool files, so both processes find work
+        filler.close(timeout=2)
+        emulator.reset()
+
+        processes = [
+            subprocess.Popen([sys.executable, "-c", SHARER, emulator.url, spool], stdout=subprocess.PIPE, text=True)
+            for _ in range(2)
+        ]
+        for process in processes:
+            process.communicate(timeout=60)
+
+        ids = [event["Body"]["playhooks_event_id"] for event in emulator.events]
+        assert [0, 0] == [process.returncode for process in processes]
+        assert (400, 400) == (len(ids), len(set(ids)))
+
+
+class TestSecrets:
+    def test_no_secret_in_logs_spool_repr_or_errors(self, make_tracker, emulator, spool, caplog):
+        """The keys appear nowhere a player or a log reader could see them."""
+        emulator.fail_next(2, 401)
+        with caplog.at_level(logging.DEBUG, logger="playhooks"):
+            tracker = make_tracker()
+            play(tracker)
+            tracker.flush(timeout=10)
+            shown = [repr(tracker), repr(tracker.sinks), str(tracker.stats())]
+        for path in spool_files(spool, "dead") + spool_files(spool, "queue"):
+            with open(path, encoding="utf-8") as file:
+                shown.append(file.read())
+        for bad in (lambda: playhooks.PlayCamp("no-colon-" + SECRET_KEY), lambda: playhooks.PlayFab("A B", SECRET_KEY)):
+            with pytest.raises(playhooks.ConfigurationError) as caught:
+                bad()
+            shown.append(str(caught.value))
+        shown.append(caplog.text)
+
+        text = "\n".join(shown)
+        assert "very-secret-playcamp-value" not in text
+        assert SECRET_KEY not in text
+        assert "HTTP 401" in text  # the logs and stats did say what went wrong
+
+
+class TestConfiguration:
+    @pytest.mark.parametrize("key", ["no-colon", ":secret", "key:", "", None], ids=str)
+    def test_a_bad_playcamp_key_fails_at_construction(self, key):
+        """A malformed key is a ConfigurationError when the sink is made, never at the first send."""
+        with pytest.raises(playhooks.ConfigurationError, match="api_key: "):
+            playhooks.PlayCamp(key)
+
+    def test_plain_http_only_to_this_machine(self):
+        """Keys never travel unencrypted: http:// is refused except to localhost."""
+        with pytest.raises(playhooks.ConfigurationError, match="https"):
+            playhooks.PlayFab("ABCD", "secret", "http://example.com")
+        assert "http://127.0.0.1:1" == playhooks.PlayFab("ABCD", "secret", "http://127.0.0.1:1/").base_url
+
+    def test_from_env_enables_the_configured_sinks(self, tmp_path):
+        """PLAYHOOKS_* variables pick the sinks and the spool."""
+        environ = {
+            "PLAYHOOKS_PLAYCAMP_API_KEY": "k:s",
+            "PLAYHOOKS_PLAYCAMP_URL": "http://127.0.0.1:9",
+            "PLAYHOOKS_PLAYFAB_TITLE_ID": "ABCD",
+            "PLAYHOOKS_PLAYFAB_SECRET_KEY": "secret",
+            "PLAYHOOKS_PLAYFAB_URL": "http://127.0.0.1:9",
+            "PLAYHOOKS_SPOOL_DIR": str(tmp_path),
+        }
+        tracker = playhooks.Tracker.from_env(environ=environ)
+        tracker.close(timeout=0.1)
+
+        assert ["PlayCamp", "PlayFab"] == [type(sink).__name__ for sink in tracker.sinks]
+        assert str(tmp_path) == tracker.settings.spool_dir
+
+    def test_from_env_needs_both_playfab_settings(self):
+        """A title id without its secret (or the reverse) is refused, not silently ignored."""
+        with pytest.raises(playhooks.ConfigurationError, match="go together"):
+            playhooks.Tracker.from_env(environ={"PLAYHOOKS_PLAYFAB_TITLE_ID": "ABCD"})
+
+    def test_from_env_with_nothing_set_has_no_delivery_sink(self):
+        """No variables, no delivery sinks (and no spool folder made)."""
+        tracker = playhooks.Tracker.from_env(environ={})
+        tracker.close(timeout=1)
+
+        assert [] == tracker.sinks
