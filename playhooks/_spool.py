@@ -49,6 +49,16 @@ _live_owners = set()
 _live_lock = threading.Lock()
 
 
+def _after_fork_in_child() -> None:
+    # Another thread may have held the lock at the fork; the child's copy would stay locked.
+    global _live_lock
+    _live_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 @attrs.define
 class Record:
     """One payload for one destination, as the spool keeps it."""
@@ -227,6 +237,8 @@ class Spool:
         """Finish a claim: records to retry go back to the queue with their due times, the dead to
         ``dead/``; the rest were delivered. Written before the claim is removed, so a crash
         in between resends rather than loses."""
+        if not os.path.exists(claim.path):
+            return  # taken back (this tracker was closed mid-send): whoever took it sends it
         by_due: Dict[int, List[Record]] = {}
         for record, due in retry:
             by_due.setdefault(int(due * 1000), []).append(record)
@@ -304,7 +316,11 @@ class Spool:
             queue = os.path.join(self.directory, destination, "queue")
             for entry in _scan(queue):
                 created = entry.name.split("-")[2] if entry.name.count("-") == 3 else "0"
-                files.append((rank, int(created) if created.isdigit() else 0, entry.path, _parse_name(entry.name)[1], entry.stat().st_size))
+                try:
+                    size = entry.stat().st_size
+                except FileNotFoundError:
+                    continue  # a sender claimed it meanwhile
+                files.append((rank, int(created) if created.isdigit() else 0, entry.path, _parse_name(entry.name)[1], size))
         records = sum(item[3] for item in files)
         size = sum(item[4] for item in files)
         for _, _, path, count, bytes_ in sorted(files):
@@ -358,7 +374,13 @@ class Spool:
 
     def _heartbeat_ages(self) -> Dict[str, float]:
         now = time.time()
-        return {entry.name: now - entry.stat().st_mtime for entry in _scan(os.path.join(self.directory, "owners"))}
+        ages = {}
+        for entry in _scan(os.path.join(self.directory, "owners")):
+            try:
+                ages[entry.name] = now - entry.stat().st_mtime
+            except FileNotFoundError:
+                continue  # its tracker closed meanwhile
+        return ages
 
     def close(self) -> None:
         _remove(os.path.join(self.directory, "owners", self.owner))

@@ -29,3 +29,13 @@ def test_emulator_benchmark_runs():
     assert 0 == result.returncode, result.stderr
     assert "kept-alive connection" in result.stdout
     assert "stock wsgiref server" in result.stdout
+
+
+def test_delivery_benchmark_runs():
+    """A quick run prints hook latency under a draining backlog, throughput and memory."""
+    result = run_quick("bench_delivery.py")
+
+    assert 0 == result.returncode, result.stderr
+    assert "worker draining a backlog" in result.stdout
+    assert "per second" in result.stdout
+    assert "pending (service down)" in result.stdout

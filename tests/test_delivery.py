@@ -401,6 +401,46 @@ class TestSharedSpool:
         assert (400, 400) == (len(ids), len(set(ids)))
 
 
+class TestDurability:
+    def test_sync_durability_writes_before_the_hook_returns(self, make_tracker, emulator, spool):
+        """With durability="sync" the event is in the spool when the hook returns, no flush needed."""
+        emulator.fail_next(100, 503)
+        tracker = make_tracker(durability="sync", flush_interval=3600)
+        tracker.on_character_event("tick", **PLAYER)
+
+        [path] = spool_files(spool, "queue") + spool_files(spool, "claimed")
+        with open(path, encoding="utf-8") as file:
+            assert "tick" == json.loads(file.readline())["data"]["EventName"]
+
+    def test_the_default_writes_within_the_interval_off_the_caller(self, make_tracker, emulator, spool):
+        """By default the hook only queues; the worker writes the spool on its next round."""
+        emulator.fail_next(100, 503)
+        tracker = make_tracker(flush_interval=3600)
+        tracker.on_character_event("tick", **PLAYER)
+        before = spool_files(spool, "queue")
+        tracker.flush(timeout=0.5)
+
+        assert ([], 1) == (before, len(spool_files(spool, "queue") + spool_files(spool, "claimed")))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # 3.12+ warns about fork with threads
+def test_a_forked_child_tracks_on_its_own(make_tracker, emulator):
+    """After os.fork() the child gets working threads of its own, and does not resend the parent's."""
+    tracker = make_tracker(flush_interval=3600)
+    tracker.on_character_event("parent_before_fork", **PLAYER)
+    pid = os.fork()
+    if pid == 0:  # the child: exit without running pytest's teardown
+        tracker.on_character_event("child", **PLAYER)
+        os._exit(0 if tracker.flush(timeout=10) == 0 else 1)
+    _, status = os.waitpid(pid, 0)
+    tracker.on_character_event("parent_after_fork", **PLAYER)
+
+    assert 0 == tracker.flush(timeout=10)
+    assert 0 == os.waitstatus_to_exitcode(status)
+    assert ["child", "parent_after_fork", "parent_before_fork"] == sorted(e["EventName"] for e in emulator.events)
+
+
 class TestSecrets:
     def test_no_secret_in_logs_spool_repr_or_errors(self, make_tracker, emulator, spool, caplog):
         """The keys appear nowhere a player or a log reader could see them."""
