@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 BENCHMARKS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "benchmarks")
 
 
@@ -39,3 +41,12 @@ def test_delivery_benchmark_runs():
     assert "worker draining a backlog" in result.stdout
     assert "per second" in result.stdout
     assert "pending (service down)" in result.stdout
+
+
+def test_pygame_benchmark_runs():
+    """A quick run prints the frame times with tracking off and on, and their ratio."""
+    pytest.importorskip("pygame")
+    result = run_quick("bench_pygame.py")
+
+    assert 0 == result.returncode, result.stderr
+    assert "on / off: median x" in result.stdout

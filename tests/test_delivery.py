@@ -465,6 +465,36 @@ class TestSecrets:
         assert "HTTP 401" in text  # the logs and stats did say what went wrong
 
 
+def test_tls_is_always_verified(spool):
+    """An HTTPS service whose certificate no trusted authority signed gets nothing."""
+    import ssl
+
+    import trustme
+
+    from playhooks._server import ServerThread
+
+    emulator = Emulator()
+    server = ServerThread(emulator)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    trustme.CA().issue_cert("127.0.0.1").configure_cert(context)
+    server.server.socket = context.wrap_socket(server.server.socket, server_side=True)
+    server.start()
+    try:
+        url = server.url.replace("http://", "https://")
+        tracker = playhooks.Tracker(
+            [playhooks.PlayFab("ABCD", SECRET_KEY, url)], spool_dir=spool, retry=playhooks.RetryPolicy(base_delay=60)
+        )
+        tracker.on_character_event("tick", **PLAYER)
+        pending = tracker.flush(timeout=1)
+        stats = tracker.stats()
+        tracker.close(timeout=1)
+    finally:
+        server.stop()
+
+    assert (1, []) == (pending, emulator.events)
+    assert "SSLError" in stats["last_error"]["playfab"]
+
+
 class TestConfiguration:
     @pytest.mark.parametrize("key", ["no-colon", ":secret", "key:", "", None], ids=str)
     def test_a_bad_playcamp_key_fails_at_construction(self, key):

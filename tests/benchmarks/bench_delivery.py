@@ -10,7 +10,9 @@ run; compare the rows with each other.
 
 import argparse
 import json
+import contextlib
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -23,6 +25,16 @@ from playhooks.testing import ManualClock
 
 PLAYER = {"playfab_id": "4F1C2A9B7D3E8A61", "character_id": "8D2E0F4B1A6C9E37"}
 BODY = {"level": 3, "coins": 120}
+
+
+@contextlib.contextmanager
+def spool_folder():
+    """A fresh spool; removed afterwards even while a closed filler's hung request still writes."""
+    folder = tempfile.mkdtemp(prefix="playhooks-bench-")
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def rss_mb():
@@ -84,7 +96,7 @@ def hook_latency(emulator, backlog, frames):
     clock = time.perf_counter_ns
     results = {}
     for label in ("worker idle", "worker draining a backlog"):
-        with tempfile.TemporaryDirectory() as spool:
+        with spool_folder() as spool:
             if label != "worker idle":
                 emulator.backlog(spool, lambda filler: [filler.on_character_event("backlog", body={"n": n}, **PLAYER) for n in range(backlog)])
             tracker = tracker_for(emulator, spool)
@@ -122,7 +134,7 @@ def throughput(emulator, events, sessions):
 
     rows = {}
     for label, fill, counter in (("events", fill_events, "events"), ("sessions (bulk)", fill_sessions, "sessions")):
-        with tempfile.TemporaryDirectory() as spool:
+        with spool_folder() as spool:
             emulator.backlog(spool, fill)
             started = time.perf_counter()
             tracker = tracker_for(emulator, spool)
@@ -136,10 +148,10 @@ def throughput(emulator, events, sessions):
 
 
 def memory(emulator, pending):
-    with tempfile.TemporaryDirectory() as spool:
+    with spool_folder() as spool:
         emulator.fail_everything()
         before = rss_mb()
-        tracker = tracker_for(emulator, spool, retry=playhooks.RetryPolicy(base_delay=30))
+        tracker = tracker_for(emulator, spool, retry=playhooks.RetryPolicy(base_delay=300))
         for number in range(pending):
             tracker.on_character_event("tick", body={"n": number}, **PLAYER)
             if number % 5000 == 4999:
@@ -147,8 +159,8 @@ def memory(emulator, pending):
         tracker._worker.flush(60)
         after = rss_mb()
         stats = tracker.stats()
-        spool_bytes = sum(os.path.getsize(os.path.join(root, name)) for root, _, files in os.walk(spool) for name in files)
         tracker.close(timeout=0.5)
+        spool_bytes = sum(os.path.getsize(os.path.join(root, name)) for root, _, files in os.walk(spool) for name in files)
     emulator.control("POST", "reset")
     return after - before, stats["pending"], spool_bytes
 

@@ -1,0 +1,245 @@
+"""The pygame adapter with the real pygame (or pygame-ce), headless, events posted through SDL."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+pygame = pytest.importorskip("pygame")
+
+import playhooks  # noqa: E402
+from playhooks.adapters.pygame import IS_PYGAME_CE, PygameAdapter  # noqa: E402
+from playhooks.testing import ManualClock  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def display():
+    pygame.init()
+    pygame.display.set_mode((64, 48))
+    yield
+    pygame.quit()
+
+
+@pytest.fixture
+def clock():
+    return ManualClock()
+
+
+@pytest.fixture
+def sink():
+    return playhooks.MemorySink()
+
+
+@pytest.fixture
+def tracker(sink, clock):
+    tracker = playhooks.Tracker(sinks=[sink], clock=clock)
+    yield tracker
+    tracker.close(timeout=5)
+
+
+@pytest.fixture
+def adapter(tracker):
+    adapter = PygameAdapter(tracker, "player-1", overlay_key=pygame.K_F3)
+    yield adapter
+    adapter.end()
+
+
+def post(*names, **attributes):
+    """Post events by name through SDL's queue and feed what comes back, as a game loop would."""
+    pygame.event.clear()
+    for name in names:
+        assert pygame.event.post(pygame.event.Event(getattr(pygame, name), **attributes))
+    return pygame.event.get()
+
+
+def feed(adapter, *names, **attributes):
+    for event in post(*names, **attributes):
+        adapter.process(event)
+
+
+def sessions(tracker, sink):
+    assert 0 == tracker.flush(timeout=5)
+    return sink.sessions
+
+
+class TestPauses:
+    def test_focus_loss_pauses_and_focus_gain_resumes(self, adapter, tracker, sink, clock):
+        """Time out of focus is not play time."""
+        clock.advance(10)
+        feed(adapter, "WINDOWFOCUSLOST")
+        clock.advance(100)
+        feed(adapter, "WINDOWFOCUSGAINED")
+        clock.advance(5)
+        feed(adapter, "QUIT")
+
+        [session] = sessions(tracker, sink)
+        assert 15 == session["durationSeconds"]
+
+    def test_minimize_pauses_and_restore_resumes(self, adapter, tracker, sink, clock):
+        """A minimized window is paused until it is restored."""
+        clock.advance(20)
+        feed(adapter, "WINDOWMINIMIZED")
+        clock.advance(60)
+        feed(adapter, "WINDOWRESTORED")
+        clock.advance(10)
+        feed(adapter, "WINDOWCLOSE")
+
+        assert [30] == [s["durationSeconds"] for s in sessions(tracker, sink)]
+
+    def test_restore_without_focus_gained_resumes(self, adapter, tracker, sink, clock):
+        """Win+D then a taskbar click: MINIMIZED, FOCUSLOST, RESTORED, and no FOCUSGAINED."""
+        clock.advance(10)
+        feed(adapter, "WINDOWMINIMIZED", "WINDOWFOCUSLOST")
+        clock.advance(50)
+        feed(adapter, "WINDOWRESTORED")
+        clock.advance(10)
+
+        assert adapter.active
+        feed(adapter, "QUIT")
+        assert [20] == [s["durationSeconds"] for s in sessions(tracker, sink)]
+
+    def test_transitions_are_idempotent(self, adapter, tracker, sink, clock):
+        """Focus lost while minimized, repeated events: one pause, counted once."""
+        clock.advance(10)
+        feed(adapter, "WINDOWFOCUSLOST", "WINDOWMINIMIZED", "WINDOWFOCUSLOST")
+        clock.advance(30)
+        feed(adapter, "WINDOWFOCUSGAINED")
+        assert not adapter.active  # still minimized
+        clock.advance(30)
+        feed(adapter, "WINDOWRESTORED", "WINDOWFOCUSGAINED", "WINDOWRESTORED")
+        clock.advance(10)
+        feed(adapter, "QUIT")
+
+        assert [20] == [s["durationSeconds"] for s in sessions(tracker, sink)]
+
+    def test_the_legacy_activeevent_is_ignored(self, adapter, tracker, sink, clock):
+        """ACTIVEEVENT comes along with WINDOWFOCUSLOST on X11: only the WINDOW* family counts."""
+        feed(adapter, "ACTIVEEVENT", gain=0, state=2)
+
+        assert adapter.active
+
+    def test_mobile_background_pauses(self, adapter, tracker, sink, clock):
+        """On mobile the app going to the background pauses, coming back resumes."""
+        clock.advance(10)
+        feed(adapter, "APP_WILLENTERBACKGROUND", "APP_DIDENTERBACKGROUND")
+        clock.advance(40)
+        feed(adapter, "APP_WILLENTERFOREGROUND", "APP_DIDENTERFOREGROUND")
+        clock.advance(10)
+        feed(adapter, "QUIT")
+
+        assert [20] == [s["durationSeconds"] for s in sessions(tracker, sink)]
+
+
+class TestEnding:
+    def test_quit_and_windowclose_end_the_session_once(self, adapter, tracker, sink, clock):
+        """A window close sends WINDOWCLOSE then QUIT: one session end."""
+        clock.advance(10)
+        feed(adapter, "WINDOWCLOSE", "QUIT")
+        adapter.end()
+
+        assert 1 == len(sessions(tracker, sink))
+
+    def test_events_after_the_end_change_nothing(self, adapter, tracker, sink, clock):
+        """Focus events after the session ended neither resume nor restart it."""
+        clock.advance(10)
+        feed(adapter, "QUIT")
+        feed(adapter, "WINDOWFOCUSLOST", "WINDOWFOCUSGAINED")
+
+        assert (False, 1) == (adapter.active, len(sessions(tracker, sink)))
+
+    def test_atexit_ends_a_session_the_game_never_ended(self, tmp_path):
+        """A game that exits without QUIT still sends its session, from the atexit fallback."""
+        out = tmp_path / "out.jsonl"
+        script = (
+            "import os; os.environ['SDL_VIDEODRIVER'] = 'dummy'\n"
+            "import pygame, playhooks\n"
+            "from playhooks.adapters.pygame import PygameAdapter\n"
+            "from playhooks.testing import ManualClock\n"
+            "clock = ManualClock()\n"
+            f"tracker = playhooks.configure(sinks=[playhooks.JsonlSink({str(out)!r})], clock=clock)\n"
+            "adapter = PygameAdapter(tracker, 'player-1')\n"
+            "clock.advance(12)\n"
+        )
+        subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+
+        [session] = [json.loads(line) for line in out.read_text().splitlines()]
+        assert 12 == session["durationSeconds"]
+
+
+class TestOverlay:
+    def test_the_key_toggles_the_overlay(self, adapter):
+        """The chosen key shows and hides the panel; other keys do nothing."""
+        feed(adapter, "KEYDOWN", key=pygame.K_F3)
+        shown = adapter.show_overlay
+        feed(adapter, "KEYDOWN", key=pygame.K_a)
+        still = adapter.show_overlay
+        feed(adapter, "KEYDOWN", key=pygame.K_F3)
+
+        assert (True, True, False) == (shown, still, adapter.show_overlay)
+
+    def test_the_overlay_draws_the_live_stats(self, adapter, tracker, clock):
+        """With the overlay on, the panel reads session time and counts from the tracker."""
+        clock.advance(75)
+        tracker.on_character_event("x", playfab_id="P", character_id="C")
+        tracker.flush(timeout=5)
+        adapter.show_overlay = True
+        surface = pygame.Surface((320, 200))
+        surface.fill((0, 0, 0))
+        adapter.draw(surface)
+
+        assert ["playhooks  session 1:15  playing", "sent 1  pending 0  dropped 0"] == adapter._overlay_lines()
+        assert surface.get_at((12, 12)) != pygame.Color(0, 0, 0)
+
+    def test_hidden_overlay_draws_nothing(self, adapter):
+        """Off, draw leaves the surface alone."""
+        surface = pygame.Surface((64, 64))
+        surface.fill((1, 2, 3))
+        adapter.draw(surface)
+
+        assert pygame.Color(1, 2, 3) == surface.get_at((12, 12))
+
+
+def test_it_says_which_pygame_it_runs_on(adapter):
+    """The adapter knows pygame from pygame-ce (event numbers differ; constants come by name)."""
+    assert ("pygame-ce" if IS_PYGAME_CE else "pygame") in repr(adapter)
+
+
+def test_a_clear_error_without_pygame():
+    """With neither pygame nor pygame-ce installed, importing the adapter says what to install."""
+    script = (
+        "import sys; sys.modules['pygame'] = None\n"
+        "try:\n"
+        "    import playhooks.adapters.pygame\n"
+        "except Exception as error:\n"
+        "    print(type(error).__name__, error)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60)
+
+    assert result.stdout.startswith("PlayhooksError playhooks.adapters.pygame needs pygame or pygame-ce")
+
+
+def test_the_sample_plays_headless_and_delivers_over_http(tmp_path):
+    """Coin Rush with its autopilot sends its session and events to the emulator over HTTP."""
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("PLAYHOOKS_")}
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "samples", "coin_rush.py"), "--headless", "--frames", "900"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=environment,
+        cwd=tmp_path,
+    )
+
+    assert 0 == result.returncode, result.stderr
+    session = json.loads(result.stdout.split("PlayCamp session(s):\n")[1].split("\nand ")[0])
+    counts = result.stdout.split("character events: ")[1].splitlines()[0]
+    assert (15, "coin-rush-player") == (session["durationSeconds"], session["userId"])
+    assert "coin_collected x" in counts
+    assert "level_completed x" in counts
