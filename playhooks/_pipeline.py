@@ -171,23 +171,21 @@ class Pipeline:
         returned = self._spool.reclaim()  # type: ignore[union-attr]
         if returned:
             log.info("took back %d spool file(s) a stopped tracker had claimed", returned)
-        segments = []
         for state in self._spool.orphaned_checkpoints():  # type: ignore[union-attr]
             try:
-                options = SessionOptions(**state["options"])
-                metadata = dict(options.metadata or {}, **{RECOVERED_KEY: True})
-                segments.append(
-                    Segment(
-                        session_id=state["session_id"],
-                        options=SessionOptions(**dict(state["options"], metadata=metadata)),
-                        started_at=datetime.fromtimestamp(state["started_at"], timezone.utc),
-                        elapsed_seconds=float(state["elapsed_seconds"]),
-                        active_seconds=float(state["active_seconds"]),
-                    )
+                options = dict(state["options"])
+                options["metadata"] = dict(options.get("metadata") or {}, **{RECOVERED_KEY: True})
+                segment = Segment(
+                    session_id=state["session_id"],
+                    options=SessionOptions(**options),
+                    started_at=datetime.fromtimestamp(state["started_at"], timezone.utc),
+                    elapsed_seconds=float(state["elapsed_seconds"]),
+                    active_seconds=float(state["active_seconds"]),
                 )
             except (KeyError, TypeError, ValueError, PayloadError) as error:
                 self._counters.drop(INVALID_SESSION, f"unusable checkpoint ({error})")
-        if segments:
-            log.info("recovering %d session(s) left open by a stopped process", len(segments))
-            self._counters.add("recovered", len(segments))
-            self.process([(SEGMENT, segment) for segment in segments])
+                continue
+            log.info("recovering session %s, left open by a stopped process", segment.session_id)
+            self._counters.add("recovered")
+            # Spooled here, before the generator removes the checkpoint it took.
+            self.process([(SEGMENT, segment)])

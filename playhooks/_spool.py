@@ -200,7 +200,7 @@ class Spool:
                 self._quarantine(os.path.join(queue, name), name)
                 continue
             if now < due < now + _CLOCK_SET_BACK:
-                break  # sorted: the rest are later. (Much later means the wall clock was set back.)
+                continue  # not yet. (Much later than any wait means the wall clock was set back.)
             if claims and taken + count > max_records:
                 break
             claimed = os.path.join(claimed_folder, f"{self.owner}{_SEPARATOR}{name}")
@@ -309,20 +309,27 @@ class Spool:
         return returned
 
     def enforce_limits(self, expendable: Sequence[str]) -> None:
-        """Drop the oldest files while over a bound: first from the ``expendable`` destinations."""
+        """Drop the oldest waiting files while over a bound: first from the ``expendable`` destinations.
+
+        Files being sent count towards the bounds but are not dropped.
+        """
         files: List[Tuple[int, int, str, int, int]] = []  # (rank, created ms, path, records, bytes)
+        records = size = 0
         for destination in self.destinations():
             rank = 0 if destination in expendable else 1
-            queue = os.path.join(self.directory, destination, "queue")
-            for entry in _scan(queue):
-                created = entry.name.split("-")[2] if entry.name.count("-") == 3 else "0"
-                try:
-                    size = entry.stat().st_size
-                except FileNotFoundError:
-                    continue  # a sender claimed it meanwhile
-                files.append((rank, int(created) if created.isdigit() else 0, entry.path, _parse_name(entry.name)[1], size))
-        records = sum(item[3] for item in files)
-        size = sum(item[4] for item in files)
+            for part in ("queue", "claimed"):
+                for entry in _scan(os.path.join(self.directory, destination, part)):
+                    name = entry.name.split(_SEPARATOR)[-1]
+                    try:
+                        bytes_ = entry.stat().st_size
+                    except FileNotFoundError:
+                        continue  # claimed or settled meanwhile
+                    count = _parse_name(name)[1]
+                    records += count
+                    size += bytes_
+                    if part == "queue":
+                        created = name.split("-")[2] if name.count("-") == 3 else "0"
+                        files.append((rank, int(created) if created.isdigit() else 0, entry.path, count, bytes_))
         for _, _, path, count, bytes_ in sorted(files):
             if records <= self.max_records and size <= self.max_bytes:
                 break
@@ -342,23 +349,35 @@ class Spool:
         _remove(os.path.join(self.directory, "sessions", f"{session_id}.json"))
 
     def orphaned_checkpoints(self) -> Iterator[Dict[str, Any]]:
-        """Checkpoints of sessions whose tracker is gone, each taken by one process only."""
+        """Checkpoints of sessions whose tracker is gone, each taken by one process only.
+
+        A checkpoint is taken by renaming it to ``<id>.json.<taker>`` and removed only when the
+        caller asks for the next one, after it has spooled the session: a crash in between leaves
+        it to be taken again, since a dead taker's checkpoints are orphans too.
+        """
         folder = os.path.join(self.directory, "sessions")
         ages = self._heartbeat_ages()
         for name in _list(folder):
-            if not name.endswith(".json"):
+            stem, dot_json, taker = name.partition(".json")
+            if not dot_json:
                 continue
             path = os.path.join(folder, name)
+            if taker:
+                taker = taker[1:]
+                if taker == self.owner or owner_is_alive(taker, ages.get(taker)):
+                    continue
             try:
                 with open(path, encoding="utf-8") as file:
                     state = json.load(file)
                 owner = state["owner"]
+                if not isinstance(owner, str):
+                    raise TypeError("owner")
             except (OSError, ValueError, KeyError, TypeError):
                 self._quarantine(path, name)
                 continue
-            if owner_is_alive(owner, ages.get(owner)):
+            if not taker and owner_is_alive(owner, ages.get(owner)):
                 continue
-            taken = f"{path}.{self.owner}"
+            taken = os.path.join(folder, f"{stem}.json.{self.owner}")
             try:
                 os.rename(path, taken)  # one process wins the recovery
             except OSError:

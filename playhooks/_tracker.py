@@ -14,7 +14,8 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Union
 from ._errors import ConfigurationError, PayloadError, PlayhooksError
 from ._payloads import event_model
 from ._pipeline import EVENT_MODEL, RAW_EVENT, SEGMENT, Pipeline
-from ._services import DeliverySink
+from ._sender import Sender
+from ._services import PLAYCAMP_URL, DeliverySink, PlayCamp, PlayFab
 from ._session import Segment, Session, SessionOptions
 from ._settings import Settings
 from ._sinks import CallbackSink, Sink
@@ -71,8 +72,6 @@ class Tracker:
 
     def _start(self) -> None:
         """Make the state and threads of a running tracker (again, in a forked child)."""
-        from ._sender import Sender
-
         self._lock = threading.Lock()
         self._open: Dict[str, Session] = {}
         self._sole: Optional[Session] = None  # the open session when there is exactly one
@@ -121,8 +120,6 @@ class Tracker:
         Raises:
             ConfigurationError: a variable is malformed, or PlayFab has one of its two.
         """
-        from ._services import PLAYCAMP_URL, PlayCamp, PlayFab
-
         environ = os.environ if environ is None else environ
         chosen: List[SinkLike] = list(sinks)
         if environ.get("PLAYHOOKS_PLAYCAMP_API_KEY"):
