@@ -4,16 +4,17 @@ to the spool for the delivery sinks. It also keeps the spool: session checkpoint
 sessions a crashed process left open, the heartbeat and the bounds.
 """
 
+import collections
 import logging
 import threading
 import time
 from datetime import datetime, timezone
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ._errors import PayloadError
 from ._payloads import EVENT_ID_KEY, RECOVERED_KEY, event_model, session_model
 from ._services import DeliverySink
-from ._session import Segment, Session, SessionOptions
+from ._session import Segment, SessionOptions
 from ._sinks import EVENT, SESSION, Payload, Sink
 from ._spool import HEARTBEAT_SECONDS, Record, Spool
 from ._stats import INVALID_EVENT, INVALID_SESSION, NO_SINK, SESSION_TOO_SHORT, SINK_ERROR, SPOOL_FULL, Counters
@@ -25,7 +26,9 @@ RAW_EVENT = "raw_event"  # (RAW_EVENT, event_name, character_id, playfab_id, bod
 EVENT_MODEL = "event_model"  # (EVENT_MODEL, CharacterEvent): already built and checked by a strict caller
 SEGMENT = "segment"  # (SEGMENT, Segment): a finished session
 
-LIMITS_CHECK_SECONDS = 1.0  # how often the spool's bounds are checked (a listing of its folders)
+LIMITS_CHECK_SECONDS = 30.0  # how often the spool's bounds are checked when far from them
+_ENDED_REMEMBERED = 10_000
+RECOVERY_SECONDS = 120.0  # how often to look for what crashed trackers left (one may die any time)
 
 
 class Pipeline:
@@ -34,7 +37,7 @@ class Pipeline:
     Args:
         sinks: every sink; the delivery sinks among them are spooled for.
         spool: the spool, or None when no sink needs one.
-        open_sessions: returns the sessions open now, for checkpoints.
+        checkpoints: returns (session id, state) for each open session, read consistently.
         checkpoint_interval: seconds between checkpoints of open sessions.
         on_spooled: called after records were written (to wake the sender).
     """
@@ -44,7 +47,7 @@ class Pipeline:
         sinks: Sequence[Sink],
         counters: Counters,
         spool: Optional[Spool] = None,
-        open_sessions: Callable[[], Iterable[Session]] = tuple,
+        checkpoints: Callable[[], List[Tuple[str, Dict[str, Any]]]] = list,
         checkpoint_interval: float = 5.0,
         on_spooled: Callable[[], None] = lambda: None,
     ) -> None:
@@ -52,7 +55,8 @@ class Pipeline:
         self._delivery = [sink for sink in sinks if isinstance(sink, DeliverySink)]
         self._counters = counters
         self._spool = spool
-        self._open_sessions = open_sessions
+        self._checkpoints = checkpoints
+        self._ended: "collections.OrderedDict[str, None]" = collections.OrderedDict()
         self._checkpoint_interval = checkpoint_interval
         self._on_spooled = on_spooled
         self._lock = threading.RLock()
@@ -60,7 +64,7 @@ class Pipeline:
         self._next_checkpoint = 0.0
         self._next_heartbeat = 0.0
         self._next_limits_check = 0.0
-        self._recovered = False
+        self._next_recovery = 0.0
 
     def process(self, items: List[Any]) -> None:
         with self._lock:
@@ -78,11 +82,15 @@ class Pipeline:
                 if payload is not None:
                     payloads.append(payload)
             self._counters.add("accepted", len(payloads))
-            self._hand_over(payloads)
-            if self._spool is not None:
-                for item in items:
-                    if item[0] == SEGMENT:  # its payload is on disk now: the checkpoint has served
-                        self._spool.forget_checkpoint(item[1].session_id)
+            spooled = self._hand_over(payloads)
+            for item in items:
+                if item[0] == SEGMENT and self._spool is not None:
+                    session_id = item[1].session_id
+                    self._ended[session_id] = None  # no checkpoint may bring it back
+                    if len(self._ended) > _ENDED_REMEMBERED:
+                        self._ended.popitem(last=False)
+                    if spooled:  # its payload is on disk now: the checkpoint has served
+                        self._spool.forget_checkpoint(session_id)
 
     def _payload(self, item: Any) -> Optional[Payload]:
         if item[0] == SEGMENT:
@@ -95,7 +103,8 @@ class Pipeline:
         event = item[1] if item[0] == EVENT_MODEL else event_model(*item[1:])
         return Payload(EVENT, event.body[EVENT_ID_KEY], self._wire.unstructure(event))
 
-    def _hand_over(self, payloads: List[Payload]) -> None:
+    def _hand_over(self, payloads: List[Payload]) -> bool:
+        """Give payloads to the sinks; False if the spool could not take them."""
         failed = set()
         taken = set()
         for sink in self._local:
@@ -110,6 +119,7 @@ class Pipeline:
                 failed.update(map(id, chosen))
                 self._counters.drop(SINK_ERROR, f"{sink!r} raised {type(error).__name__}", len(chosen))
         spooled = 0
+        spool_attempted: set = set()
         for sink in self._delivery:
             chosen = [payload for payload in payloads if payload.kind in sink.kinds]
             if not chosen:
@@ -117,6 +127,7 @@ class Pipeline:
             taken.update(map(id, chosen))
             now = time.time()
             records = [Record(payload.key, payload.kind, sink.prepare(payload.data), created=now) for payload in chosen]
+            spool_attempted.update(map(id, chosen))
             try:
                 self._spool.put(sink.name, records, due=now)  # type: ignore[union-attr]
             except OSError as error:
@@ -126,12 +137,14 @@ class Pipeline:
                 continue
             spooled += len(records)
         untaken = len(payloads) - len(taken)
+        written = not (failed & spool_attempted)
         if untaken:
             self._counters.drop(NO_SINK, "no sink takes them: give the Tracker a sink", untaken)
         self._counters.add("delivered", len(taken) - len(failed))
         if spooled:
             self._counters.add("spooled", spooled)
             self._on_spooled()
+        return written
 
     def close(self) -> None:
         """Close the in-process sinks (the delivery sinks hold nothing to close)."""
@@ -150,18 +163,23 @@ class Pipeline:
         """
         if self._spool is None:
             return
+        now = time.monotonic()
+        # Read before taking this lock: the tracker's lock is taken first everywhere else.
+        checkpoints = self._checkpoints() if flushing or now >= self._next_checkpoint else []
         with self._lock:
-            now = time.monotonic()
-            if not self._recovered:
-                self._recovered = True
+            if now >= self._next_recovery:
+                self._next_recovery = now + RECOVERY_SECONDS
                 self._recover()
             if flushing or now >= self._next_checkpoint:
                 self._next_checkpoint = now + self._checkpoint_interval
-                for session in self._open_sessions():
-                    self._spool.checkpoint(session.id, session._checkpoint())
+                for session_id, state in checkpoints:
+                    if session_id not in self._ended:  # it ended while we were reading
+                        self._spool.checkpoint(session_id, state)
             if flushing or now >= self._next_limits_check:
-                self._next_limits_check = now + LIMITS_CHECK_SECONDS
+                # A full check lists every file: often only when the spool may be near its bound.
                 self._spool.enforce_limits(expendable=[sink.name for sink in self._delivery if EVENT in sink.kinds])
+                near_bound = self._spool.estimated_records > 0.9 * self._spool.max_records
+                self._next_limits_check = now + (1.0 if near_bound else LIMITS_CHECK_SECONDS)
             if now >= self._next_heartbeat:
                 self._next_heartbeat = now + HEARTBEAT_SECONDS
                 self._spool.heartbeat()

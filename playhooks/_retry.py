@@ -40,12 +40,14 @@ class Outcome:
         retry_after: for ``retry``, the seconds the service asked to wait, if it did.
         attempted: False for a record not sent at all because the service had just failed
             another: it waits with the others but does not use up an attempt.
+        status: the HTTP status (or PlayFab's ``code``) of the answer, if there was one.
     """
 
     kind: str
     reason: str = ""
     retry_after: Optional[float] = None
     attempted: bool = True
+    status: Optional[int] = attrs.field(default=None, eq=False)  # informational: not part of what an outcome is
 
 
 @attrs.frozen
@@ -59,10 +61,11 @@ class RetryPolicy:
         max_age: seconds after which an undelivered record is given up on (7 days).
     """
 
-    base_delay: float = 1.0
-    max_delay: float = 300.0
-    max_attempts: int = 25
-    max_age: float = 7 * 24 * 3600.0
+    base_delay: float = attrs.field(default=1.0, validator=attrs.validators.ge(0))
+    # Bounded, so a due time further ahead than any wait can only mean the clock was set back.
+    max_delay: float = attrs.field(default=300.0, validator=[attrs.validators.gt(0), attrs.validators.le(MAX_RETRY_AFTER)])
+    max_attempts: int = attrs.field(default=25, validator=attrs.validators.ge(1))
+    max_age: float = attrs.field(default=7 * 24 * 3600.0, validator=attrs.validators.gt(0))
 
     def delay(self, attempts: int, outcome: Outcome, rng: random.Random) -> float:
         """Seconds to wait after the ``attempts``-th failed attempt."""
@@ -82,14 +85,14 @@ def classify(status: int, headers: Mapping[str, str], body: Any) -> Outcome:
     if isinstance(body, dict) and isinstance(body.get("code"), int) and body["code"] >= 400:
         status = body["code"]  # PlayFab may report an error inside a 200 (X-ReportErrorAsSuccess)
     if 200 <= status < 300:
-        return Outcome(DELIVERED)
+        return Outcome(DELIVERED, status=status)
     reason = _describe(status, body)
-    if type(error_code) is int and error_code != 0:
-        if error_code not in PLAYFAB_RETRY_CODES:
-            return Outcome(REJECTED, reason)
-    elif status in FINAL_STATUSES or (400 <= status < 500 and status not in RETRY_STATUSES):
-        return Outcome(REJECTED, reason)
-    return Outcome(RETRY, reason, _retry_after(headers, body))
+    if status in RETRY_STATUSES or (status >= 500 and status not in FINAL_STATUSES):
+        # The service is struggling, whatever its body's error code says about this request.
+        return Outcome(RETRY, reason, _retry_after(headers, body), status=status)
+    if type(error_code) is int and error_code in PLAYFAB_RETRY_CODES:
+        return Outcome(RETRY, reason, _retry_after(headers, body), status=status)
+    return Outcome(REJECTED, reason, status=status)
 
 
 def _retry_after(headers: Mapping[str, str], body: Any) -> Optional[float]:

@@ -16,7 +16,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ._retry import DELIVERED, REJECTED, RetryPolicy
 from ._services import DeliverySink
-from ._spool import Claim, Record, Spool
+from ._spool import HEARTBEAT_SECONDS, Claim, Record, Spool
 from ._stats import GAVE_UP, Counters
 
 log = logging.getLogger("playhooks")
@@ -32,6 +32,7 @@ class Sender:
         transport_factory: Callable[[], Any],
         counters: Counters,
         policy: RetryPolicy,
+        on_exit: Callable[[], None] = lambda: None,
         rng: Optional[random.Random] = None,
     ) -> None:
         self._spool = spool
@@ -46,9 +47,12 @@ class Sender:
         self._wake = threading.Event()
         self._stopping = False
         self._stopped = threading.Event()
+        self._on_exit = on_exit
         self._condition = threading.Condition()
-        self._rounds = 0
-        self._idle_round = -1
+        self._rounds_started = 0
+        self._idle_round = 0  # the number of the last round that found nothing due
+        self.pending = 0  # records in the spool, as the last round counted them
+        self._next_heartbeat = 0.0
         self._thread = threading.Thread(target=self._run, name="playhooks-sender", daemon=True)
         self._thread.start()
 
@@ -60,13 +64,21 @@ class Sender:
         """Look at the spool now (new records were written)."""
         self._wake.set()
 
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive() and not self._stopping
+
     def wait_idle(self, timeout: float) -> bool:
-        """Wait until a whole round after this call found nothing due; False on timeout."""
+        """Wait until a round that starts after this call finds nothing due; False on timeout.
+
+        A round already under way may have listed the spool before the latest records arrived,
+        so it does not count.
+        """
         with self._condition:
-            target = self._rounds + 1
+            target = self._rounds_started + 1
         self._wake.set()
         with self._condition:
-            return self._condition.wait_for(lambda: self._idle_round >= target or not self._thread.is_alive(), timeout)
+            return self._condition.wait_for(lambda: self._idle_round >= target or not self.running, timeout)
 
     def next_due(self) -> Optional[float]:
         """The wall time the earliest waiting record may be sent, or None if none waits."""
@@ -91,24 +103,37 @@ class Sender:
             self._transport.close()
 
     def _run(self) -> None:
-        while not self._stopping:
-            try:
-                idle, wait = self._round()
-            except Exception:  # never let the sender die: log, and look again shortly
-                log.exception("playhooks sender failed; it carries on")
-                idle, wait = True, _IDLE_WAIT
-            with self._condition:
-                self._rounds += 1
+        try:
+            while not self._stopping:
+                with self._condition:
+                    self._rounds_started += 1
+                    number = self._rounds_started
+                try:
+                    idle, wait = self._round()
+                    self.pending = self._spool.pending()
+                except Exception as error:  # never let the sender die: say so, and look again shortly
+                    # The type only: a message could quote a request, and requests carry keys.
+                    log.error("playhooks sender failed (%s); it carries on", type(error).__name__)
+                    idle, wait = True, _IDLE_WAIT
+                with self._condition:
+                    if idle:
+                        self._idle_round = number
+                    self._condition.notify_all()
                 if idle:
-                    self._idle_round = self._rounds
+                    self._wake.wait(wait)
+                    self._wake.clear()
+        finally:
+            # Only now may others take back what this tracker claimed: nothing is in flight.
+            with self._condition:
                 self._condition.notify_all()
-            if idle:
-                self._wake.wait(wait)
-                self._wake.clear()
+            self._on_exit()
 
     def _round(self) -> Tuple[bool, float]:
         """Send one batch per sink that has work. Returns (nothing was due, seconds to sleep)."""
         now = time.time()
+        if now >= self._next_heartbeat:  # the sender beats too: it may be busy while the worker waits
+            self._next_heartbeat = now + HEARTBEAT_SECONDS
+            self._spool.heartbeat()
         idle, wait = True, _IDLE_WAIT
         for sink in self._sinks:
             if self._stopping:
@@ -131,11 +156,17 @@ class Sender:
         if self._transport is None:
             self._transport = self._transport_factory()  # urllib3 loads on this thread, when first needed
         records = [record for claim in claims for record in claim.records]
-        outcomes = sink.deliver([record.data for record in records], self._transport)
+        try:
+            outcomes = sink.deliver([record.data for record in records], self._transport)
+        except Exception as error:  # a sink's bug must not strand its records in claimed/
+            log.error("%s failed to deliver (%s): its records go back to the queue", sink.name, type(error).__name__)
+            for claim in claims:
+                self._spool.release(claim)
+            return
         settled = dict(zip(map(id, records), outcomes))
         now = time.time()
         for claim in claims:
-            retry: List[Tuple[Record, float]] = []
+            retry: List[Record] = []
             dead: List[Record] = []
             for record in claim.records:
                 outcome = settled[id(record)]
@@ -153,10 +184,14 @@ class Sender:
                     dead.append(record)
                     self._counters.drop(GAVE_UP, f"{sink.name}: {record.attempts} attempts, last: {outcome.reason}")
                 else:
-                    delay = self._policy.delay(record.attempts, outcome, self._random)
-                    retry.append((record, now + delay))
-                    self._counters.add("retried")
-                    if outcome.retry_after is not None:
-                        # The service asked everyone to wait: nothing goes to it before then.
-                        self._blocked_until[sink.name] = max(self._blocked_until.get(sink.name, 0.0), now + delay)
-            self._spool.settle(claim, retry, dead)
+                    retry.append(record)
+            due = now
+            if retry:
+                # The records of a claim failed together and wait together: one file, one due time.
+                first = settled[id(retry[0])]
+                due = now + self._policy.delay(max(record.attempts for record in retry), first, self._random)
+                self._counters.add("retried", len(retry))
+                if first.retry_after is not None:
+                    # The service asked everyone to wait: nothing goes to it before then.
+                    self._blocked_until[sink.name] = max(self._blocked_until.get(sink.name, 0.0), due)
+            self._spool.settle(claim, [(record, due) for record in retry], dead)

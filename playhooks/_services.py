@@ -72,9 +72,11 @@ class PlayCamp(DeliverySink):
         is_test: bool = False,
         name: str = "playcamp",
     ) -> None:
-        key_id, _, secret = api_key.partition(":") if isinstance(api_key, str) else ("", "", "")
+        key_id, _, secret = api_key.partition(":") if _header_safe(api_key) else ("", "", "")
         if not key_id or not secret:
-            raise ConfigurationError("api_key: must be a PlayCamp server key, 'keyId:secret', both parts non-empty")
+            raise ConfigurationError(
+                "api_key: must be a PlayCamp server key, 'keyId:secret', both parts non-empty, no spaces"
+            )
         self.base_url = _checked_url("base_url", base_url)
         self.key_id = key_id
         self.name = name
@@ -94,6 +96,9 @@ class PlayCamp(DeliverySink):
             outcome, _ = transport.post(self.base_url + PLAYCAMP_SESSIONS, self._headers, _wire.encode(batch[0]))
             return [outcome]
         outcome, answer = transport.post(self.base_url + PLAYCAMP_BULK, self._headers, _wire.encode({"sessions": batch}))
+        if outcome.kind == REJECTED and outcome.status not in (401, 403):
+            # Refused as a whole (too large, say): each session may still be fine on its own.
+            return [self.deliver([session], transport)[0] for session in batch]
         if outcome.kind != DELIVERED:
             return [outcome] * len(batch)
         results = {}
@@ -121,12 +126,13 @@ class PlayFab(DeliverySink):
     """
 
     kinds = frozenset({EVENT})
+    max_batch = 50  # sent one request each, but claimed together: one spool listing per 50
 
     def __init__(self, title_id: str, secret_key: str, base_url: Optional[str] = None, *, name: str = "playfab") -> None:
         if not isinstance(title_id, str) or not title_id.isalnum():
             raise ConfigurationError("title_id: must be the title's id, letters and digits")
-        if not isinstance(secret_key, str) or not secret_key.strip():
-            raise ConfigurationError("secret_key: must be the title's secret key, a non-empty string")
+        if not _header_safe(secret_key):
+            raise ConfigurationError("secret_key: must be the title's secret key, a non-empty string, no spaces")
         self.title_id = title_id
         self.base_url = _checked_url("base_url", base_url or f"https://{title_id.lower()}.playfabapi.com")
         self.name = name
@@ -147,6 +153,12 @@ class PlayFab(DeliverySink):
 
     def __repr__(self) -> str:
         return f"PlayFab(title_id={self.title_id!r}, base_url={self.base_url!r})"
+
+
+def _header_safe(key: Any) -> bool:
+    """A key that can travel in an HTTP header: printable ASCII, no spaces (a pasted newline is
+    the usual culprit, and http.client would quote the whole header in its error)."""
+    return isinstance(key, str) and bool(key) and key.isascii() and key.isprintable() and " " not in key
 
 
 def _bulk_outcome(item: Optional[Dict[str, Any]]) -> Outcome:

@@ -1,5 +1,6 @@
 """A tracker's settings: one immutable value, checked when the tracker is made."""
 
+import hashlib
 import os
 import sys
 from typing import Any, Optional
@@ -72,7 +73,8 @@ class Settings:
             returns, on the caller's thread: nothing accepted is lost even to a crash a moment
             later, at the cost of an fsync (about a millisecond on an SSD) in every hook call.
         spool_dir: where payloads for PlayCamp and PlayFab wait (only made when such a sink is
-            given); default: ``playhooks/<program name>`` in the user's data folder.
+            given); default: ``playhooks/<program name>-<hash of its path>`` in the user's data
+            folder.
         checkpoint_interval: seconds between checkpoints of open sessions, the most a crash loses.
         retry: back-off and give-up rules for delivery (``playhooks.RetryPolicy``).
         connect_timeout, read_timeout: seconds, for each request to a service.
@@ -98,8 +100,12 @@ class Settings:
         """The spool folder: the one given, or one per program in the user's data folder."""
         if self.spool_dir is not None:
             return os.fspath(self.spool_dir)
-        program = os.path.splitext(os.path.basename(sys.argv[0] if sys.argv and sys.argv[0] else ""))[0]
-        return os.path.join(_user_data_folder(), "playhooks", program or "python")
+        script = sys.argv[0] if sys.argv and sys.argv[0] else ""
+        program = os.path.splitext(os.path.basename(script))[0] or "python"
+        # The path's hash too: every game's entry point may be called main.py, and two games must
+        # never share a spool (the second would send the first's sessions with its own keys).
+        digest = hashlib.sha256(os.path.abspath(script).encode("utf-8", "surrogateescape")).hexdigest()[:10]
+        return os.path.join(_user_data_folder(), "playhooks", f"{program}-{digest}")
 
 
 def _user_data_folder() -> str:

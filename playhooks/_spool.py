@@ -20,8 +20,8 @@ Plain files, so it works without ``sqlite3`` (Ren'Py has none) and survives cras
 - A sender claims a file by renaming it into ``claimed/`` under its owner id: a rename succeeds
   for one process only, so two processes sharing a spool never send the same record at once.
   Files claimed by an owner that is gone (its process died) are put back in the queue.
-- Limits on records and bytes: past them the oldest files are dropped, events before sessions
-  (sessions are the playtime itself), each record counted as ``spool_full``.
+- Limits on records and bytes: past them dead letters go first, then the oldest files, events
+  before sessions (sessions are the playtime itself), each record counted as ``spool_full``.
 """
 
 import json
@@ -158,6 +158,7 @@ class Spool:
         self.max_records = max_records
         self.max_bytes = max_bytes
         self.quarantined = 0
+        self.estimated_records = 0  # as of the last check of the bounds, plus what was put since
         for folder in ("dead", "quarantine", "sessions", "owners", "tmp"):
             os.makedirs(os.path.join(self.directory, folder), exist_ok=True)
         self.heartbeat()
@@ -170,6 +171,7 @@ class Spool:
             return
         created = min(record.created for record in records)
         name = f"{int(due * 1000):013d}-{len(records)}-{int(created * 1000):013d}-{uuid.uuid4().hex[:12]}.jsonl"
+        self.estimated_records += len(records)
         self._write(self._folder(destination, "queue"), name, "".join(record.to_line() for record in records))
 
     def _write(self, folder: str, name: str, text: str) -> None:
@@ -330,13 +332,25 @@ class Spool:
                     if part == "queue":
                         created = name.split("-")[2] if name.count("-") == 3 else "0"
                         files.append((rank, int(created) if created.isdigit() else 0, entry.path, count, bytes_))
-        for _, _, path, count, bytes_ in sorted(files):
+        # Dead letters count against the bytes too, and go first: a wrong key would fill them forever.
+        dead = []
+        for entry in _scan(os.path.join(self.directory, "dead")):
+            try:
+                bytes_ = entry.stat().st_size
+            except FileNotFoundError:
+                continue
+            size += bytes_
+            dead.append((-1, 0, entry.path, 0, bytes_))
+        self.estimated_records = records
+        for _, _, path, count, bytes_ in sorted(dead) + sorted(files):
             if records <= self.max_records and size <= self.max_bytes:
                 break
             if _remove(path):
                 records -= count
                 size -= bytes_
-                self._drop("spool_full", f"the spool is over its bounds: dropped {os.path.basename(path)}", count)
+                self.estimated_records -= count
+                if count:
+                    self._drop("spool_full", f"the spool is over its bounds: dropped {os.path.basename(path)}", count)
 
     # -- sessions --------------------------------------------------------------------------------
 

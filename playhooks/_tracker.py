@@ -9,7 +9,7 @@ import os
 import threading
 import time
 import weakref
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 from ._errors import ConfigurationError, PayloadError, PlayhooksError
 from ._payloads import event_model
@@ -26,6 +26,16 @@ from ._worker import Worker, new_queue
 log = logging.getLogger("playhooks")
 
 SinkLike = Union[Sink, Callable[..., Any]]
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _deep_copy(value: Any) -> Any:
+    """Lists and mappings copied all the way down; anything else is left for the worker to judge."""
+    if isinstance(value, Mapping):
+        return {key: _deep_copy(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_deep_copy(item) for item in value]
+    return value
 
 
 class Tracker:
@@ -92,18 +102,20 @@ class Tracker:
                 )
             except OSError as error:
                 raise ConfigurationError(f"spool_dir: cannot use {settings.spool_folder()!r} ({error.strerror})") from None
+            spool, owner = self._spool, self._owner
             self._sender = Sender(
                 self._spool,
                 delivery,
                 lambda: _transport(settings),
                 self._counters,
                 settings.retry,
+                on_exit=lambda: _retire(spool, owner),
             )
         self._pipeline = Pipeline(
             self.sinks,
             self._counters,
             self._spool,
-            open_sessions=lambda: list(self._open.values()),
+            checkpoints=self._checkpoints,
             checkpoint_interval=self.settings.checkpoint_interval,
             on_spooled=self._sender.kick if self._sender else lambda: None,
         )
@@ -253,7 +265,11 @@ class Tracker:
                 self._counters.drop(QUEUE_FULL, f"{self._max_queue} events already wait for the worker")
                 return
             if isinstance(body, dict):
-                body = body.copy()  # the game may reuse its dict before the worker reads it
+                # The game may change its dict before the worker reads it: copy it now, deeply
+                # only if it holds more than scalars (the common case stays a cheap copy).
+                body = body.copy() if _SCALARS.issuperset(map(type, body.values())) else _deep_copy(body)
+            if isinstance(custom_tags, dict):
+                custom_tags = custom_tags.copy()
             item = (
                 RAW_EVENT,
                 event_name,
@@ -287,13 +303,15 @@ class Tracker:
         """
         deadline = time.monotonic() + timeout
         self._worker.flush(timeout)
-        while self._sender is not None and self._sender.wait_idle(max(0.0, deadline - time.monotonic())):
+        sender = self._sender
+        while sender is not None and sender.running and sender.wait_idle(max(0.0, deadline - time.monotonic())):
             # Idle: what is left waits for a retry time. Wait for it only if it comes in time.
-            next_due = self._sender.next_due()
+            remaining = deadline - time.monotonic()
+            next_due = sender.next_due()
             wait = None if next_due is None else next_due - time.time()
-            if not self._spool.pending() or wait is None or wait > deadline - time.monotonic():  # type: ignore[union-attr]
+            if remaining <= 0 or wait is None or wait > remaining or not self._spool.pending():  # type: ignore[union-attr]
                 break
-            self._sender.wait_until_due(max(0.0, wait))
+            sender.wait_until_due(max(0.0, wait))
         return self._pending()
 
     def close(self, timeout: float = 2.0) -> int:
@@ -316,9 +334,9 @@ class Tracker:
         self._worker.stop(timeout)
         if self._sender is not None:
             self._sender.wait_idle(max(0.0, deadline - time.monotonic()))
+            # A request still in flight keeps this tracker's claims its own until it ends: the
+            # sender retires the owner on its way out (see _retire).
             self._sender.stop(max(0.0, deadline - time.monotonic()))
-            self._spool.close()  # type: ignore[union-attr]
-            retire_owner(self._owner)
         return self._pending()
 
     def stats(self) -> Dict[str, Any]:
@@ -335,7 +353,7 @@ class Tracker:
         if self._spool is not None:
             stats.update(spooled=0, sent=0, retried=0, rejected=0, recovered=0)
         stats.update(self._counters.snapshot())
-        stats["pending"] = self._pending()
+        stats["pending"] = self._pending_cheaply()
         stats["open_sessions"] = len(self._open)
         if self._spool is not None:
             stats["quarantined"] = self._spool.quarantined
@@ -369,8 +387,17 @@ class Tracker:
         log.warning("%s ignored: %s", hook, error)
         return None
 
+    def _checkpoints(self) -> List[Tuple[str, Dict[str, Any]]]:
+        # Under the lock: an idle split changes a session's id and start together.
+        with self._lock:
+            return [(session.id, session._checkpoint()) for session in self._open.values()]
+
     def _pending(self) -> int:
         return self._worker.pending + (self._spool.pending() if self._spool is not None else 0)
+
+    def _pending_cheaply(self) -> int:
+        """For ``stats()``, which games call every frame: the sender's last count, no listing."""
+        return self._worker.pending + (self._sender.pending if self._sender is not None else 0)
 
     def _send_segment(self, segment: Optional[Segment]) -> None:
         # Sessions skip the queue bound: they are few, and they are the playtime itself.
@@ -402,6 +429,12 @@ def _transport(settings: Settings) -> Any:
     from ._transport import Transport  # urllib3 loads here, on the sender's thread
 
     return Transport(settings.connect_timeout, settings.read_timeout)
+
+
+def _retire(spool: Spool, owner: str) -> None:
+    """The sender has ended: what this tracker claimed may now be taken back by others."""
+    spool.close()
+    retire_owner(owner)
 
 
 def _restart_in_child(reference: "weakref.ref[Tracker]") -> None:

@@ -48,9 +48,10 @@ class Transport:
         headers = {"Content-Type": "application/json", "Accept": "application/json", "User-Agent": USER_AGENT, **headers}
         try:
             response = self._pool.request("POST", url, body=body, headers=headers, redirect=False)
-        except urllib3.exceptions.HTTPError as error:
-            # No answer (refused, reset, timed out, TLS): worth another try. The reason names the
-            # kind of failure only: urllib3's messages can quote the request.
+        except Exception as error:
+            # No answer (refused, reset, timed out, TLS, or a request http.client would not
+            # send): worth another try. The reason names the kind of failure only: the messages
+            # of urllib3 and http.client can quote the request, keys included.
             return Outcome(RETRY, f"no answer: {type(error).__name__}"), None
         try:
             answer = json.loads(response.data) if response.data else None

@@ -59,7 +59,8 @@ class Worker:
         self._stopping = True
         pending = self.flush(timeout)
         self._wake.set()
-        self._thread.join(max(0.0, deadline - time.monotonic()))
+        if threading.current_thread() is not self._thread:  # a sink may close its own tracker
+            self._thread.join(max(0.0, deadline - time.monotonic()))
         return pending
 
     def _run(self) -> None:

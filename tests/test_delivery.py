@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -208,6 +209,20 @@ class TestRetries:
 
 
 class TestBulk:
+    def test_a_bulk_refused_as_a_whole_is_sent_one_by_one(self, make_tracker, emulator):
+        """A 413 for the whole bulk request does not dead-letter its sessions: each goes alone."""
+        emulator.fail_next(100_000, 503)
+        tracker = make_tracker(flush_interval=60)
+        for user in ("a", "b", "c"):
+            play(tracker, user=user, events=())
+        tracker.flush(timeout=0.5)  # spooled as one file, its sends failing meanwhile
+        emulator.reset()
+        emulator.fail_next(1, 413, route="/v1/server/playtime/sessions/bulk")
+
+        assert 0 == tracker.flush(timeout=10)
+        assert (["a", "b", "c"], 0) == (sorted(s["userId"] for s in emulator.sessions), tracker.stats()["rejected"])
+
+
     def test_a_backlog_goes_through_the_bulk_endpoint(self, make_tracker, emulator):
         """Sessions that piled up during an outage are sent 100 to a request, each recorded once."""
         emulator.fail_next(100_000, 503, route="playcamp")
@@ -221,7 +236,7 @@ class TestBulk:
         paths = {request["path"] for request in emulator.requests}
         assert 250 == len(emulator.sessions)
         assert {"/v1/server/playtime/sessions/bulk"} == paths
-        assert 3 <= len(emulator.requests) <= 6
+        assert 3 <= len(emulator.requests) <= 25  # not 250: a hundred a request, as they come due
 
     def test_bulk_items_are_settled_one_by_one(self, make_tracker, emulator):
         """A session PlayCamp already has (SKIPPED) counts as sent; the others are recorded."""
@@ -296,13 +311,40 @@ class TestSpool:
 
 
 class TestExit:
+    def test_flush_after_close_returns_at_once(self, make_tracker, emulator):
+        """With records waiting for a retry, a flush after close() neither spins nor waits."""
+        emulator.fail_next(100, 503)
+        tracker = make_tracker(retry=playhooks.RetryPolicy(base_delay=0.2, max_delay=0.2))
+        tracker.on_character_event("tick", **PLAYER)
+        tracker.close(timeout=0.5)
+
+        started = time.monotonic()
+        pending = tracker.flush(timeout=2)
+
+        assert 1 == pending
+        assert time.monotonic() - started < 1
+
+    def test_a_request_in_flight_at_close_is_not_sent_again(self, emulator, spool):
+        """close() returns while a request is in flight; a new tracker on the spool does not resend it."""
+        emulator.delay_next(1, seconds=2, route="playfab")
+        first = playhooks.Tracker(sinks(emulator), spool_dir=spool)
+        first.on_character_event("tick", **PLAYER)
+        first.flush(timeout=0.5)  # the request is now held by the server
+        first.close(timeout=0.5)
+        second = playhooks.Tracker(sinks(emulator), spool_dir=spool)
+        second.flush(timeout=0.5)
+        first._sender._thread.join(10)  # the held request ends, and is settled by its own tracker
+        second.flush(timeout=5)
+        second.close(timeout=5)
+
+        assert 1 == len(emulator.events)
+
+
     def test_close_is_bounded_while_the_server_hangs(self, make_tracker, emulator, spool):
         """close(1) returns within about a second with the session still pending in the spool."""
         emulator.hang_next(10)
         tracker = make_tracker(read_timeout=30)
         play(tracker, events=())
-
-        import time
 
         started = time.monotonic()
         pending = tracker.close(timeout=1)
@@ -498,6 +540,26 @@ class TestConfiguration:
         """A malformed key is a ConfigurationError when the sink is made, never at the first send."""
         with pytest.raises(playhooks.ConfigurationError, match="api_key: "):
             playhooks.PlayCamp(key)
+
+    @pytest.mark.parametrize("key", ["key:TOPSECRET\n", "key:TOP SECRET", "key:TOPSÉCRET"], ids=["newline", "space", "non-ascii"])
+    def test_a_key_that_cannot_be_a_header_is_refused(self, key):
+        """A pasted newline would make every request fail, and the HTTP library quote the key."""
+        with pytest.raises(playhooks.ConfigurationError) as caught:
+            playhooks.PlayCamp(key)
+        with pytest.raises(playhooks.ConfigurationError):
+            playhooks.PlayFab("ABCD", key)
+
+        assert "TOP" not in str(caught.value)
+
+    def test_the_default_spool_is_per_program(self, monkeypatch):
+        """Two games whose scripts share a name still get their own spools."""
+        folders = set()
+        for script in ("/games/one/main.py", "/games/two/main.py"):
+            monkeypatch.setattr(sys, "argv", [script])
+            folders.add(playhooks.Settings().spool_folder())
+
+        assert 2 == len(folders)
+        assert all(os.path.basename(folder).startswith("main-") for folder in folders)
 
     def test_plain_http_only_to_this_machine(self):
         """Keys never travel unencrypted: http:// is refused except to localhost."""

@@ -164,9 +164,10 @@ class TestClassifyPlayFab:
         """A retryable errorCode is retried even when it comes with a status that alone would be final."""
         assert RETRY == classify(400, {}, playfab_error(400, 1199, "APIClientRequestRateLimitExceeded")).kind
 
-    def test_the_error_code_decides_over_a_retryable_status(self):
-        """A final errorCode is rejected even when it comes with a 5xx."""
-        assert REJECTED == classify(503, {}, playfab_error(503, 1000, "InvalidParams")).kind
+    @pytest.mark.parametrize("status", [500, 502, 503, 504, 408, 409, 429])
+    def test_a_retryable_status_wins_over_a_final_error_code(self, status):
+        """A service answering 5xx (or 408, 409, 429) is struggling: retry, whatever its errorCode."""
+        assert RETRY == classify(status, {}, playfab_error(status, 1110, "InternalServerError")).kind
 
 
 class TestRetryAfter:

@@ -76,6 +76,17 @@ class TestCharacterEvents:
 
         assert 1 == sink.events[0]["Body"]["coins"]
 
+    def test_nested_body_values_are_copied_too(self, tracker, sink):
+        """A list inside the body, changed after the call, is sent as it was at the call."""
+        inventory = ["sword"]
+        tags = {"build": "1.0"}
+        tracker.on_character_event("item_found", **PLAYER, body={"inventory": inventory}, custom_tags=tags)
+        inventory.append("shield")
+        tags["build"] = "2.0"
+        flushed(tracker)
+
+        assert (["sword"], "1.0") == (sink.events[0]["Body"]["inventory"], sink.events[0]["CustomTags"]["build"])
+
     def test_each_event_gets_its_own_id(self, tracker, sink):
         """The client event id lets duplicates be removed downstream: it must be unique."""
         for _ in range(100):
