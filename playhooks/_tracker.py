@@ -70,8 +70,10 @@ class Tracker:
         if len(names) != len(set(names)):
             raise ConfigurationError(f"sinks: delivery sinks need distinct names (got {names}): pass name=")
         self._clock = self.settings.clock
+        self._wall = self._clock.wall
         self._strict = self.settings.strict
         self._sync = self.settings.durability == "sync"
+        self._direct = not (self._strict or self._sync)  # the hot path: queue and return
         self._max_queue = self.settings.max_queue
         self._closed = False
         self._counters = Counters()
@@ -254,37 +256,33 @@ class Tracker:
             PayloadError: only when strict. Otherwise bad input is checked on the worker, then
             logged and counted as ``invalid_event``.
         """
-        if self._strict:
-            self._strict_event(event_name, character_id, playfab_id, body, timestamp, custom_tags, session)
+        if not self._direct:  # strict, sync or closed: see _event_slowly
+            self._event_slowly(event_name, character_id, playfab_id, body, timestamp, custom_tags, session)
             return
         try:
-            if self._closed:
-                self._refuse(TRACKER_CLOSED, "on_character_event after close()")
-                return
-            if len(self._queue) >= self._max_queue:
+            queue = self._queue
+            if len(queue) >= self._max_queue:
                 self._counters.drop(QUEUE_FULL, f"{self._max_queue} events already wait for the worker")
                 return
-            if isinstance(body, dict):
+            if body is not None and isinstance(body, dict):
                 # The game may change its dict before the worker reads it: copy it now, deeply
                 # only if it holds more than scalars (the common case stays a cheap copy).
                 body = body.copy() if _SCALARS.issuperset(map(type, body.values())) else _deep_copy(body)
-            if isinstance(custom_tags, dict):
+            if custom_tags is not None and isinstance(custom_tags, dict):
                 custom_tags = custom_tags.copy()
-            item = (
-                RAW_EVENT,
-                event_name,
-                character_id,
-                playfab_id,
-                body,
-                timestamp,
-                custom_tags,
-                self._sole if session is None else session,
-                self._clock.wall(),
+            queue.append(
+                (
+                    RAW_EVENT,
+                    event_name,
+                    character_id,
+                    playfab_id,
+                    body,
+                    timestamp,
+                    custom_tags,
+                    self._sole if session is None else session,
+                    self._wall(),
+                )
             )
-            if self._sync:
-                self._pipeline.process([item])
-            else:
-                self._queue.append(item)
         except Exception:  # a hook must never raise into the game
             log.exception("on_character_event failed")
             self._counters.drop(INVALID_EVENT, "on_character_event failed")
@@ -327,6 +325,7 @@ class Tracker:
             if self._closed:
                 return self._pending()
             self._closed = True
+            self._direct = False
             for session in self._open.values():
                 self._send_segment(session._end())
             self._open.clear()
@@ -408,17 +407,25 @@ class Tracker:
         else:
             self._queue.append((SEGMENT, segment))
 
-    def _strict_event(self, *arguments: Any) -> None:
+    def _event_slowly(self, *arguments: Any) -> None:
+        """on_character_event when the tracker is closed, strict, or writes the spool on the caller."""
         if self._closed:
-            raise PlayhooksError("on_character_event: the tracker is closed")
-        *arguments, session = arguments
-        model = event_model(*arguments, self._sole if session is None else session, self._clock.wall())
+            if self._strict:
+                raise PlayhooksError("on_character_event: the tracker is closed")
+            self._refuse(TRACKER_CLOSED, "on_character_event after close()")
+            return
+        *fields, session = arguments
+        session = self._sole if session is None else session
+        if self._strict:
+            item = (EVENT_MODEL, event_model(*fields, session, self._wall()))
+        else:
+            item = (RAW_EVENT, *fields, session, self._wall())
         if self._sync:
-            self._pipeline.process([(EVENT_MODEL, model)])
+            self._pipeline.process([item])
         elif len(self._queue) >= self._max_queue:
             self._counters.drop(QUEUE_FULL, f"{self._max_queue} events already wait for the worker")
         else:
-            self._queue.append((EVENT_MODEL, model))
+            self._queue.append(item)
 
     def _refuse(self, reason: str, detail: str) -> None:
         self._counters.drop(reason, detail)
