@@ -34,6 +34,8 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 
 import attrs
 
+from ._stats import SPOOL_FULL
+
 log = logging.getLogger("playhooks")
 
 DEFAULT_MAX_RECORDS = 100_000
@@ -350,7 +352,7 @@ class Spool:
                 size -= bytes_
                 self.estimated_records -= count
                 if count:
-                    self._drop("spool_full", f"the spool is over its bounds: dropped {os.path.basename(path)}", count)
+                    self._drop(SPOOL_FULL, f"the spool is over its bounds: dropped {os.path.basename(path)}", count)
 
     # -- sessions --------------------------------------------------------------------------------
 

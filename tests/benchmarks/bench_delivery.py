@@ -179,7 +179,7 @@ def main(argv=None):
         print(f"  {'':28} {'median':>8} {'p99':>8} {'p99.9':>8}   sent meanwhile")
         for label, ((median, p99, p999), sent) in hook_latency(emulator, backlog, frames).items():
             print(f"  {label:28} {median:8.2f} {p99:8.2f} {p999:8.2f}   {sent}")
-        print(f"\nthroughput: a backlog drained by a tracker starting on the spool:")
+        print("\nthroughput: a backlog drained by a tracker starting on the spool:")
         for label, (count, requests, took, remaining) in throughput(emulator, events, sessions).items():
             print(
                 f"  {label:16} {count:7d} in {took:6.2f} s = {count / took:8.0f} per second"
