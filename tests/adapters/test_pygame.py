@@ -243,3 +243,32 @@ def test_the_sample_plays_headless_and_delivers_over_http(tmp_path):
     assert (15, "coin-rush-player") == (session["durationSeconds"], session["userId"])
     assert "coin_collected x" in counts
     assert "level_completed x" in counts
+
+
+def test_the_sample_sends_where_the_environment_says(tmp_path):
+    """With PLAYHOOKS_* set, Coin Rush sends there (here: an emulator the test runs) and starts none."""
+    from playhooks.emulator import Emulator
+
+    with Emulator(playcamp_keys=["game:key"], playfab_secret_keys=["title-secret"]) as emulator:
+        environment = dict(
+            os.environ,
+            PLAYHOOKS_PLAYCAMP_API_KEY="game:key",
+            PLAYHOOKS_PLAYCAMP_URL=emulator.url,
+            PLAYHOOKS_PLAYFAB_TITLE_ID="ABCD",
+            PLAYHOOKS_PLAYFAB_SECRET_KEY="title-secret",
+            PLAYHOOKS_PLAYFAB_URL=emulator.url,
+            PLAYHOOKS_SPOOL_DIR=str(tmp_path / "spool"),
+        )
+        result = subprocess.run(
+            [sys.executable, os.path.join(ROOT, "samples", "coin_rush.py"), "--headless", "--frames", "600"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=environment,
+            cwd=tmp_path,
+        )
+
+        assert 0 == result.returncode, result.stderr
+        assert "local emulator" not in result.stdout
+        assert [10] == [session["durationSeconds"] for session in emulator.sessions]
+        assert emulator.events
