@@ -75,6 +75,7 @@ class Emulator:
         filler._worker.flush(120)  # written to the spool; the sender is stuck on its first request
         filler.close(timeout=0.1)
         self.control("POST", "reset")
+        filler._sender._thread.join(10)  # its hung request ends (and is settled) within seconds
 
     def __exit__(self, *exc_info):
         self.process.terminate()
