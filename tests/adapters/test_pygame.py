@@ -12,9 +12,7 @@ os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 pygame = pytest.importorskip("pygame")
 
-import playhooks  # noqa: E402
 from playhooks.adapters.pygame import IS_PYGAME_CE, PygameAdapter  # noqa: E402
-from playhooks.testing import ManualClock  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -25,23 +23,6 @@ def display():
     pygame.display.set_mode((64, 48))
     yield
     pygame.quit()
-
-
-@pytest.fixture
-def clock():
-    return ManualClock()
-
-
-@pytest.fixture
-def sink():
-    return playhooks.MemorySink()
-
-
-@pytest.fixture
-def tracker(sink, clock):
-    tracker = playhooks.Tracker(sinks=[sink], clock=clock)
-    yield tracker
-    tracker.close(timeout=5)
 
 
 @pytest.fixture
