@@ -18,6 +18,7 @@ focus change on X11 also sends the legacy ``ACTIVEEVENT``, which would count it 
 """
 
 import atexit
+import logging
 from typing import Any, Dict, List, Optional
 
 try:
@@ -26,10 +27,12 @@ except ImportError as error:  # pragma: no cover - tested in a subprocess withou
     from playhooks import PlayhooksError
 
     raise PlayhooksError(
-        "playhooks.adapters.pygame needs pygame or pygame-ce: pip install 'playhooks[pygame]'"
+        "playhooks.adapters.pygame needs pygame or pygame-ce: pip install pygame (or pygame-ce)"
     ) from error
 
 import playhooks
+
+log = logging.getLogger("playhooks")
 
 __all__ = ["PygameAdapter"]
 
@@ -122,7 +125,7 @@ class PygameAdapter:
             return
         else:
             return
-        if was_active != self.active:
+        if was_active != self.active and self.session is not None:
             if self.active:
                 self.tracker.on_session_resume(self.session)
             else:
@@ -140,15 +143,19 @@ class PygameAdapter:
     def draw(self, surface: Any, now: Optional[float] = None) -> None:
         """Draw the stats panel in the top-left corner of ``surface`` when it is toggled on.
 
-        The panel is rebuilt twice a second (``stats()`` lists the spool); other frames blit it.
+        The panel is rebuilt twice a second; other frames only blit it. Never raises into the game.
         """
         if not self.show_overlay:
             return
-        now = self.tracker.settings.clock.monotonic() if now is None else now
-        if self._panel is None or now - self._stats_read_at >= _STATS_REFRESH_SECONDS:
-            self._stats, self._stats_read_at = self.tracker.stats(), now
-            self._panel = self._render_panel(self._overlay_lines())
-        surface.blit(self._panel, (8, 8))
+        try:
+            now = self.tracker.settings.clock.monotonic() if now is None else now
+            if self._panel is None or now - self._stats_read_at >= _STATS_REFRESH_SECONDS:
+                self._stats, self._stats_read_at = self.tracker.stats(), now
+                self._panel = self._render_panel(self._overlay_lines())
+            surface.blit(self._panel, (8, 8))
+        except Exception:  # a build without pygame.font, say: the game goes on without the panel
+            log.exception("the playhooks overlay cannot be drawn; it is turned off")
+            self.show_overlay = False
 
     def _render_panel(self, lines: List[str]) -> Any:
         if self._font is None:

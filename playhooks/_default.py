@@ -6,32 +6,25 @@ For scripts and Ren'Py, where passing a tracker around is awkward:
     playhooks.on_session_start("player-1")
 
 ``configure`` replaces the default tracker (closing the old one); ``reset`` closes and forgets it
-(tests call it). The default tracker is closed at interpreter exit within ``EXIT_TIMEOUT``.
+(tests call it). Like every tracker, it is closed at interpreter exit, within ``EXIT_TIMEOUT``.
 """
 
-import atexit
 import threading
 from typing import Any, Iterable, Optional
 
 from ._session import Session
-from ._tracker import SinkLike, Tracker
-
-EXIT_TIMEOUT = 2.0
+from ._tracker import EXIT_TIMEOUT, SinkLike, Tracker
 
 _lock = threading.Lock()
 _tracker: Optional[Tracker] = None
-_atexit_registered = False
 
 
 def configure(sinks: Iterable[SinkLike] = (), **settings: Any) -> Tracker:
     """Make a new default tracker (``Tracker(sinks, **settings)``) and return it."""
-    global _tracker, _atexit_registered
+    global _tracker
     tracker = Tracker(sinks, **settings)
     with _lock:
         previous, _tracker = _tracker, tracker
-        if not _atexit_registered:
-            atexit.register(_close_at_exit)
-            _atexit_registered = True
     if previous is not None:
         previous.close(EXIT_TIMEOUT)
     return tracker
@@ -76,8 +69,3 @@ def on_character_event(event_name: str, **fields: Any) -> None:
     """``Tracker.on_character_event`` on the default tracker."""
     default_tracker().on_character_event(event_name, **fields)
 
-
-def _close_at_exit() -> None:
-    tracker = _tracker
-    if tracker is not None:
-        tracker.close(EXIT_TIMEOUT)

@@ -12,6 +12,7 @@ A random fault rate, with a seed for repeatable runs, answers that share of requ
 500 or a dropped connection.
 """
 
+import http
 import random
 import threading
 from typing import Any, List, Mapping, Optional
@@ -24,6 +25,7 @@ ROUTE_GROUPS = {
     "playfab": ("/Server/WriteCharacterEvent",),
 }
 DEFAULT_HANG_SECONDS = 120.0
+_KNOWN_STATUSES = frozenset(status.value for status in http.HTTPStatus)
 
 
 def _kind(instance: Any, attribute: "attrs.Attribute[Any]", value: Any) -> None:
@@ -36,17 +38,33 @@ def _count(instance: Any, attribute: "attrs.Attribute[Any]", value: Any) -> None
         raise ValueError(f"count: must be an integer >= 1 (got {value!r})")
 
 
+def _status(instance: Any, attribute: "attrs.Attribute[Any]", value: Any) -> None:
+    if type(value) is not int or value not in _KNOWN_STATUSES:
+        raise ValueError(f"status: must be an HTTP status code (got {value!r})")
+
+
+def _headers(instance: Any, attribute: "attrs.Attribute[Any]", value: Any) -> None:
+    if not isinstance(value, Mapping) or not all(type(k) is str and type(v) is str for k, v in value.items()):
+        raise ValueError(f"headers: must map header names to string values (got {value!r})")
+
+
+def _seconds(instance: Any, attribute: "attrs.Attribute[Any]", value: Any) -> None:
+    if type(value) not in (int, float) or value < 0:
+        raise ValueError(f"seconds: must be a number >= 0 (got {value!r})")
+
+
 @attrs.frozen
 class Fault:
     """One scripted fault; ``route`` is a path, ``"playcamp"``, ``"playfab"``, or None for all."""
 
     kind: str = attrs.field(validator=_kind)
     count: int = attrs.field(default=1, validator=_count)
-    route: Optional[str] = None
-    status: int = 503
-    headers: Mapping[str, str] = attrs.field(factory=dict)
+    route: Optional[str] = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.instance_of(str)))
+    status: int = attrs.field(default=503, validator=_status)
+    headers: Mapping[str, str] = attrs.field(factory=dict, validator=_headers)
     body: Optional[Any] = None
-    seconds: float = 0.0
+    # For delay, how long; for hang, how long at most (by default until the emulator stops).
+    seconds: float = attrs.field(default=DEFAULT_HANG_SECONDS, validator=_seconds)
 
     def applies_to(self, path: str) -> bool:
         return self.route is None or path == self.route or path in ROUTE_GROUPS.get(self.route, ())

@@ -12,13 +12,14 @@ import socket
 import sys
 import threading
 from socketserver import ThreadingMixIn
-from typing import Any, Callable
+from typing import Any, Callable, Dict, Set
 from wsgiref.handlers import SimpleHandler
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 log = logging.getLogger("playhooks.server")
 
 _MAX_REQUEST_LINE = 65536
+CLOSE_CONNECTION = "playhooks.close_connection"  # an environ key: call it to close after the answer
 
 
 class DropConnection(Exception):
@@ -69,6 +70,11 @@ class _RequestHandler(WSGIRequestHandler):
             return False
         if not self.parse_request():
             return False
+        if self.headers.get("Transfer-Encoding"):
+            # Bodies come with a Content-Length; a chunked one left unread would be taken for the
+            # next request on this connection.
+            self.send_error(501, "Transfer-Encoding is not supported: send a Content-Length")
+            return False
         handler = _ResponseHandler(
             self.rfile, self.wfile, self.get_stderr(), self.get_environ(), multithread=True, multiprocess=False
         )
@@ -79,6 +85,13 @@ class _RequestHandler(WSGIRequestHandler):
             return False
         return True
 
+    def get_environ(self) -> Dict[str, Any]:
+        environ = super().get_environ()
+        # An application that answers without reading the whole body (a 413, say) calls this:
+        # what it left unread must not be parsed as the next request.
+        environ[CLOSE_CONNECTION] = lambda: setattr(self, "close_connection", True)
+        return environ
+
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s %s", self.address_string(), format % args)
 
@@ -87,6 +100,31 @@ class ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
     daemon_threads = True  # a hung connection must never keep the process alive
     allow_reuse_address = True
     block_on_close = False
+
+    def server_activate(self) -> None:
+        super().server_activate()
+        self._connections: Set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._connections_lock:
+            self._connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._connections_lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        """Cut every open connection: a stopped server must not go on answering kept-alive ones."""
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
 
 class ServerThread:
@@ -113,6 +151,7 @@ class ServerThread:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+        self.server.close_connections()
         self._thread.join(5)
 
 

@@ -4,6 +4,7 @@ A hook does the least it can: find the session, copy the arguments into a tuple 
 a queue. No I/O, no JSON, no validation of the payload (unless ``strict``): the worker does the rest.
 """
 
+import atexit
 import logging
 import os
 import threading
@@ -26,6 +27,20 @@ from ._worker import Worker, new_queue
 log = logging.getLogger("playhooks")
 
 SinkLike = Union[Sink, Callable[..., Any]]
+EXIT_TIMEOUT = 2.0  # the most interpreter exit waits for all trackers together
+
+# Trackers still open, closed at exit: the worker and sender are daemon threads, so without this
+# what a game queued in its last moments would never reach the spool.
+_open_trackers: "weakref.WeakSet[Tracker]" = weakref.WeakSet()
+
+
+def _close_all_at_exit() -> None:
+    deadline = time.monotonic() + EXIT_TIMEOUT
+    for tracker in list(_open_trackers):
+        tracker.close(max(0.0, deadline - time.monotonic()))
+
+
+atexit.register(_close_all_at_exit)
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
@@ -81,6 +96,7 @@ class Tracker:
         if hasattr(os, "register_at_fork"):
             reference = weakref.ref(self)
             os.register_at_fork(after_in_child=lambda: _restart_in_child(reference))
+        _open_trackers.add(self)
 
     def _start(self) -> None:
         """Make the state and threads of a running tracker (again, in a forked child)."""
@@ -326,6 +342,7 @@ class Tracker:
                 return self._pending()
             self._closed = True
             self._direct = False
+            _open_trackers.discard(self)
             for session in self._open.values():
                 self._send_segment(session._end())
             self._open.clear()

@@ -59,7 +59,7 @@ from ._models import (
     PlaytimeSessionResult,
 )
 from ._ratelimit import RateLimiter
-from ._server import DropConnection, ServerThread
+from ._server import CLOSE_CONNECTION, DropConnection, ServerThread
 
 __all__ = ["Emulator"]
 
@@ -130,8 +130,10 @@ class Emulator:
         self._faults = FaultPlan(fault_rate, seed)
         self._record_path = record
         self._lock = threading.Lock()
+        self._answered = threading.Condition(self._lock)  # notified after each API request
         self._stopped = threading.Event()
         self._server: Optional[ServerThread] = None
+        self._server_url = ""  # where it served last: a test can check that nothing answers there
         self._clear()
 
     def _clear(self) -> None:
@@ -157,6 +159,7 @@ class Emulator:
         """Stop serving, releasing any request a ``hang`` fault holds."""
         self._stopped.set()
         if self._server is not None:
+            self._server_url = self._server.url
             self._server.stop()
             self._server = None
 
@@ -203,6 +206,20 @@ class Emulator:
     def counters(self) -> Dict[str, int]:
         with self._lock:
             return dict(self._counters)
+
+    def wait_until(self, predicate: Callable[["Emulator"], bool], timeout: float) -> bool:
+        """Wait, for at most ``timeout`` seconds, until ``predicate(emulator)`` holds after a request.
+
+        For tests: ``emulator.wait_until(lambda e: e.counters["duplicates"] == 1, 10)``.
+        """
+        deadline = time.monotonic() + timeout
+        while not predicate(self):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            with self._answered:
+                self._answered.wait(min(remaining, 0.5))  # also looks again now and then
+        return True
 
     def reset(self) -> None:
         """Forget everything recorded, scripted faults and rate-limit history included."""
@@ -281,10 +298,11 @@ class Emulator:
             reply = route(environ, raw)
         except _Refused as refused:
             reply = refused.reply
-        if reply.status >= 400 or _is_wrapped_error(reply):
-            with self._lock:
+        with self._lock:
+            if reply.status >= 400 or _is_wrapped_error(reply):
                 self._counters["rejected"] += 1
                 self._rejected.append({"path": path, "status": reply.status, "reply": reply.body})
+            self._answered.notify_all()
         return reply
 
     def _apply(self, fault: Fault, path: str) -> Optional[_Reply]:
@@ -522,6 +540,7 @@ def _read_body(environ: Dict[str, Any]) -> bytes:
     except ValueError:
         length = 0
     if length > MAX_BODY_BYTES:
+        environ.get(CLOSE_CONNECTION, lambda: None)()  # the body stays unread: close after answering
         raise _Refused(_Reply(413, {"error": f"the body is over {MAX_BODY_BYTES} bytes"}))
     return environ["wsgi.input"].read(length) if length > 0 else b""
 

@@ -28,7 +28,12 @@ import sys
 import tempfile
 import time
 
-import playhooks
+os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+import pygame  # noqa: E402
+
+import playhooks  # noqa: E402
+from playhooks.adapters.pygame import PygameAdapter  # noqa: E402
+from playhooks.testing import ManualClock  # noqa: E402
 
 WIDTH, HEIGHT = 640, 480
 FPS = 60
@@ -162,7 +167,7 @@ class Game:
                 dy += 1.6 * (y - sy) / distance
         return dx, dy
 
-    def draw(self, screen, pygame, font):
+    def draw(self, screen, font):
         screen.fill(BACKGROUND)
         for cx, cy in self.coins:
             pygame.draw.circle(screen, COLORS["coin"], (round(cx), round(cy)), COIN_RADIUS)
@@ -182,17 +187,18 @@ class Game:
 
 def make_tracker(clock):
     """The services from PLAYHOOKS_* variables if set; else the local emulator, in-process."""
+    settings = {"clock": clock} if clock is not None else {}
     if os.environ.get("PLAYHOOKS_PLAYCAMP_API_KEY") or os.environ.get("PLAYHOOKS_PLAYFAB_TITLE_ID"):
-        return playhooks.Tracker.from_env(clock=clock), None, None
+        return playhooks.Tracker.from_env(**settings), None, None
     from playhooks.emulator import Emulator
 
     emulator = Emulator().start()
     spool = tempfile.mkdtemp(prefix="coin-rush-spool-")  # the sample's payloads are not worth keeping
     sinks = [playhooks.PlayCamp("sample:not-a-real-key", emulator.url), playhooks.PlayFab("SAMPLE", "not-a-real-key", emulator.url)]
-    return playhooks.Tracker(sinks, spool_dir=spool, clock=clock), emulator, spool
+    return playhooks.Tracker(sinks, spool_dir=spool, **settings), emulator, spool
 
 
-def keyboard_direction(pygame):
+def keyboard_direction():
     keys = pygame.key.get_pressed()
     dx = (keys[pygame.K_RIGHT] or keys[pygame.K_d]) - (keys[pygame.K_LEFT] or keys[pygame.K_a])
     dy = (keys[pygame.K_DOWN] or keys[pygame.K_s]) - (keys[pygame.K_UP] or keys[pygame.K_w])
@@ -219,19 +225,14 @@ def main(argv=None):
     parser.add_argument("--overlay", action="store_true", help="start with the telemetry overlay shown (F3)")
     parser.add_argument("--screenshot", metavar="PNG", help="with --frames: save the last frame to this file")
     arguments = parser.parse_args(argv)
-    if arguments.headless:
+    if arguments.headless:  # SDL reads these when pygame.init() runs
         os.environ["SDL_VIDEODRIVER"] = "dummy"
         os.environ["SDL_AUDIODRIVER"] = "dummy"
-    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
-    import pygame
-
-    from playhooks.adapters.pygame import PygameAdapter
-    from playhooks.testing import ManualClock
 
     # Headless, the game runs as fast as it can in simulated time: the session lasts as long as
     # the frames it played, whatever the machine.
     clock = ManualClock(wall=time.time()) if arguments.headless else None
-    tracker, emulator, spool = make_tracker(clock or playhooks.Settings().clock)
+    tracker, emulator, spool = make_tracker(clock)
     pygame.init()
     screen = pygame.display.set_mode((WIDTH, HEIGHT))
     pygame.display.set_caption("Coin Rush - playhooks sample")
@@ -249,31 +250,36 @@ def main(argv=None):
     game = Game(tracker.on_character_event, random.Random(arguments.seed))
     frame = 0
     running = True
-    while running:
-        if arguments.headless:
-            dt = 1 / FPS
-            clock.advance(dt)
-        else:
-            dt = min(frame_clock.tick(FPS) / 1000, 0.05)
-        for event in pygame.event.get():
-            adapter.process(event)  # the adapter ends the session on QUIT: the game just stops
-            if event.type == pygame.QUIT or (event.type == pygame.KEYDOWN and event.key == pygame.K_ESCAPE):
-                running = False
-        game.step(dt, game.autopilot() if arguments.headless else keyboard_direction(pygame))
-        game.draw(screen, pygame, font)
-        adapter.draw(screen)
-        pygame.display.flip()
-        frame += 1
-        if arguments.frames and frame == arguments.frames:
-            if arguments.screenshot:
-                pygame.image.save(screen, arguments.screenshot)
-            pygame.event.post(pygame.event.Event(pygame.QUIT))  # leave the way a player would
-    pygame.quit()
-    pending = tracker.close(timeout=5)
-    if emulator is not None:
-        print_recorded(emulator, sys.stdout)
-        emulator.stop()
-        shutil.rmtree(spool, ignore_errors=True)
+    try:
+        while running:
+            if arguments.headless:
+                dt = 1 / FPS
+                clock.advance(dt)
+            else:
+                dt = min(frame_clock.tick(FPS) / 1000, 0.05)
+            for event in pygame.event.get():
+                if event.type == pygame.KEYDOWN and event.key == pygame.K_ESCAPE:
+                    pygame.event.post(pygame.event.Event(pygame.QUIT))  # leave the way a closed window does
+                adapter.process(event)  # the adapter ends the session on QUIT: the game just stops
+                if event.type == pygame.QUIT:
+                    running = False
+            if adapter.active:  # out of focus or minimized, the game waits, as its playtime does
+                game.step(dt, game.autopilot() if arguments.headless else keyboard_direction())
+            game.draw(screen, font)
+            adapter.draw(screen)
+            pygame.display.flip()
+            frame += 1
+            if arguments.frames and frame == arguments.frames:
+                if arguments.screenshot:
+                    pygame.image.save(screen, arguments.screenshot)
+                pygame.event.post(pygame.event.Event(pygame.QUIT))
+    finally:  # even if the game crashes: end the session, send what can be sent
+        pygame.quit()
+        pending = tracker.close(timeout=5)
+        if emulator is not None:
+            print_recorded(emulator, sys.stdout)
+            emulator.stop()
+            shutil.rmtree(spool, ignore_errors=True)
     if pending:
         print(f"{pending} payload(s) not sent yet: they wait in the spool for the next run")
     return 0

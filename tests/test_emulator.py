@@ -195,8 +195,10 @@ class TestRateLimits:
             emulator.fail_next(5, 503)
             for _ in range(3):
                 inspect(http, emulator, "counters")
+            statuses = [post_session(http, emulator, f"s-{n}")[0] for n in range(5)]
 
-            assert 5 == len([post_session(http, emulator, f"s-{n}") for n in range(5)])
+            assert [503] * 5 == statuses
+            assert {"faults": 5, "rateLimited": 0} == {key: inspect(http, emulator, "counters")[key] for key in ("faults", "rateLimited")}
 
 
 class TestInspection:
@@ -306,6 +308,47 @@ class TestConcurrency:
         second = http.request("POST", emulator.url + SESSIONS, body=json.dumps(session_body("s-2")), headers=headers)
 
         assert ("close", 201, 201) == (first.headers["Connection"], first.status, second.status)
+
+
+class TestServer:
+    def test_a_stopped_emulator_answers_no_kept_alive_connection(self, http):
+        """After stop(), a pooled connection gets no answer: a stopped server is really down."""
+        emulator = Emulator().start()
+        assert 201 == post_session(http, emulator)[0]
+        emulator.stop()
+
+        with pytest.raises(urllib3.exceptions.HTTPError):
+            http.request("POST", emulator._server_url + SESSIONS, body=b"{}", headers=PLAYCAMP_HEADERS, retries=False)
+        assert 1 == len(emulator.sessions)
+
+    def test_a_chunked_body_is_refused_and_the_connection_closed(self, emulator):
+        """Bodies need a Content-Length: a chunked one gets 501, never parsed as a second request."""
+        with urllib3.HTTPConnectionPool("127.0.0.1", int(emulator.url.rsplit(":", 1)[1]), retries=False) as pool:
+            response = pool.request(
+                "POST", SESSIONS, body=iter([json.dumps(session_body()).encode()]), headers=PLAYCAMP_HEADERS, chunked=True
+            )
+
+        assert (501, []) == (response.status, emulator.sessions)
+
+    def test_a_body_too_large_closes_the_connection(self, http, emulator):
+        """The 413 leaves the body unread, so the connection closes rather than read it as a request."""
+        body = b"{" + b" " * (9 * 1024 * 1024) + b"}"
+        response = http.request("POST", emulator.url + SESSIONS, body=body, headers=PLAYCAMP_HEADERS)
+
+        assert (413, "close") == (response.status, response.headers["Connection"])
+        assert 201 == post_session(http, emulator)[0]
+
+    @pytest.mark.parametrize(
+        "fault",
+        [{"kind": "status", "status": 520}, {"kind": "delay", "seconds": "1"}, {"kind": "status", "headers": ["a"]}],
+        ids=["unknown-status", "seconds-not-a-number", "headers-not-a-mapping"],
+    )
+    def test_a_bad_fault_is_refused_when_scripted(self, http, emulator, fault):
+        """A fault that could not be carried out is a 400 at once, not a 500 at the next request."""
+        response = http.request("POST", emulator.url + "/_emulator/faults", body=json.dumps(fault))
+
+        assert 400 == response.status
+        assert 201 == post_session(http, emulator)[0]
 
 
 class TestCommand:

@@ -135,6 +135,24 @@ class TestEnding:
 
         assert (False, 1) == (adapter.active, len(sessions(tracker, sink)))
 
+    def test_a_game_s_own_tracker_sends_at_exit_too(self, tmp_path):
+        """Not only the default tracker: any open tracker is closed at exit, its session sent."""
+        out = tmp_path / "out.jsonl"
+        script = (
+            "import os; os.environ['SDL_VIDEODRIVER'] = 'dummy'\n"
+            "import pygame, playhooks\n"
+            "from playhooks.adapters.pygame import PygameAdapter\n"
+            "from playhooks.testing import ManualClock\n"
+            "clock = ManualClock()\n"
+            f"tracker = playhooks.Tracker([playhooks.JsonlSink({str(out)!r})], clock=clock, flush_interval=3600)\n"
+            "adapter = PygameAdapter(tracker, 'player-1')\n"
+            "clock.advance(7)\n"
+        )
+        subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+
+        [session] = [json.loads(line) for line in out.read_text().splitlines()]
+        assert 7 == session["durationSeconds"]
+
     def test_atexit_ends_a_session_the_game_never_ended(self, tmp_path):
         """A game that exits without QUIT still sends its session, from the atexit fallback."""
         out = tmp_path / "out.jsonl"
@@ -203,7 +221,7 @@ def test_a_clear_error_without_pygame():
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60)
 
-    assert result.stdout.startswith("PlayhooksError playhooks.adapters.pygame needs pygame or pygame-ce")
+    assert result.stdout.startswith("PlayhooksError playhooks.adapters.pygame needs pygame or pygame-ce: pip install")
 
 
 def test_the_sample_plays_headless_and_delivers_over_http(tmp_path):

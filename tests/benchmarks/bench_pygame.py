@@ -57,7 +57,7 @@ def run_block(sample, screen, font, tracker, frames):
         game.step(1 / sample.FPS, game.autopilot())
         for number in range(EXTRA_EVENTS):
             report("frame_event", body={"frame": frame, "n": number})
-        game.draw(screen, pygame, font)
+        game.draw(screen, font)
         if adapter is not None:
             adapter.draw(screen)
         pygame.display.flip()
