@@ -199,7 +199,7 @@ class Spool:
         claims: List[Claim] = []
         taken = 0
         for name in sorted(os.listdir(queue)):
-            due, count = _parse_name(name)
+            due, count, _ = _parse_name(name)
             if due is None:
                 self._quarantine(os.path.join(queue, name), name)
                 continue
@@ -322,27 +322,17 @@ class Spool:
         for destination in self.destinations():
             rank = 0 if destination in expendable else 1
             for part in ("queue", "claimed"):
-                for entry in _scan(os.path.join(self.directory, destination, part)):
-                    name = entry.name.split(_SEPARATOR)[-1]
-                    try:
-                        bytes_ = entry.stat().st_size
-                    except FileNotFoundError:
-                        continue  # claimed or settled meanwhile
-                    count = _parse_name(name)[1]
+                for path, name, stat in _stat_files(os.path.join(self.directory, destination, part)):
+                    _, count, created = _parse_name(name.split(_SEPARATOR)[-1])
                     records += count
-                    size += bytes_
+                    size += stat.st_size
                     if part == "queue":
-                        created = name.split("-")[2] if name.count("-") == 3 else "0"
-                        files.append((rank, int(created) if created.isdigit() else 0, entry.path, count, bytes_))
+                        files.append((rank, created, path, count, stat.st_size))
         # Dead letters count against the bytes too, and go first: a wrong key would fill them forever.
         dead = []
-        for entry in _scan(os.path.join(self.directory, "dead")):
-            try:
-                bytes_ = entry.stat().st_size
-            except FileNotFoundError:
-                continue
-            size += bytes_
-            dead.append((-1, 0, entry.path, 0, bytes_))
+        for path, _, stat in _stat_files(os.path.join(self.directory, "dead")):
+            size += stat.st_size
+            dead.append((-1, 0, path, 0, stat.st_size))
         self.estimated_records = records
         for _, _, path, count, bytes_ in sorted(dead) + sorted(files):
             if records <= self.max_records and size <= self.max_bytes:
@@ -409,27 +399,22 @@ class Spool:
 
     def _heartbeat_ages(self) -> Dict[str, float]:
         now = time.time()
-        ages = {}
-        for entry in _scan(os.path.join(self.directory, "owners")):
-            try:
-                ages[entry.name] = now - entry.stat().st_mtime
-            except FileNotFoundError:
-                continue  # its tracker closed meanwhile
-        return ages
+        return {name: now - stat.st_mtime for _, name, stat in _stat_files(os.path.join(self.directory, "owners"))}
 
     def close(self) -> None:
         _remove(os.path.join(self.directory, "owners", self.owner))
 
 
-def _parse_name(name: str) -> Tuple[Optional[float], int]:
-    """(due seconds, record count) from ``<due ms>-<count>-<created ms>-<id>.jsonl``; (None, 0) if malformed."""
+def _parse_name(name: str) -> Tuple[Optional[float], int, int]:
+    """(due seconds, record count, created ms) from ``<due ms>-<count>-<created ms>-<id>.jsonl``;
+    (None, 0, 0) if malformed."""
     parts = name.split("-")
     if len(parts) != 4 or not name.endswith(".jsonl"):
-        return None, 0
+        return None, 0, 0
     try:
-        return int(parts[0]) / 1000, int(parts[1])
+        return int(parts[0]) / 1000, int(parts[1]), int(parts[2])
     except ValueError:
-        return None, 0
+        return None, 0, 0
 
 
 def _list(folder: str) -> List[str]:
@@ -439,12 +424,20 @@ def _list(folder: str) -> List[str]:
         return []
 
 
-def _scan(folder: str) -> List["os.DirEntry[str]"]:
+def _stat_files(folder: str) -> List[Tuple[str, str, os.stat_result]]:
+    """(path, name, stat) of each file in ``folder``, skipping those another process moves meanwhile."""
+    found = []
     try:
         with os.scandir(folder) as entries:
-            return [entry for entry in entries if entry.is_file()]
+            for entry in entries:
+                try:
+                    if entry.is_file():
+                        found.append((entry.path, entry.name, entry.stat()))
+                except FileNotFoundError:
+                    continue  # claimed, settled or closed between the listing and the stat
     except FileNotFoundError:
-        return []
+        pass
+    return found
 
 
 def _remove(path: str) -> bool:

@@ -334,14 +334,20 @@ class Emulator:
             raise _Refused(self._playcamp_error(403, "FORBIDDEN", "a client key cannot call server endpoints"))
         if self._playcamp_keys is not None and key not in self._playcamp_keys:
             raise _Refused(self._playcamp_error(401, "UNAUTHORIZED", "invalid API key"))
-        wait = self._limiter.check("playcamp:" + key_id) if self._limiter else None
+        wait = self._rate_limited("playcamp:" + key_id)
         if wait is not None:
-            with self._lock:
-                self._counters["rateLimited"] += 1
             raise _Refused(
                 self._playcamp_error(429, "RATE_LIMITED", "Too many requests", headers=(("Retry-After", str(wait)),))
             )
         return key_id
+
+    def _rate_limited(self, key: str) -> Optional[int]:
+        """Count a request for ``key``: None if allowed, else the seconds to wait (counted)."""
+        wait = self._limiter.check(key) if self._limiter else None
+        if wait is not None:
+            with self._lock:
+                self._counters["rateLimited"] += 1
+        return wait
 
     def _playcamp_json(self, raw: bytes) -> Any:
         try:
@@ -445,10 +451,8 @@ class Emulator:
             raise _Refused(_playfab_error(401, "NotAuthenticated", 1074, "This API method does not allow anonymous callers."))
         if self._playfab_keys is not None and secret not in self._playfab_keys:
             raise _Refused(_playfab_error(401, "NotAuthorized", 1089, "Invalid secret key"))
-        wait = self._limiter.check("playfab:" + secret) if self._limiter else None
+        wait = self._rate_limited("playfab:" + secret)
         if wait is not None:
-            with self._lock:
-                self._counters["rateLimited"] += 1
             raise _Refused(
                 _playfab_error(
                     429,
