@@ -18,7 +18,9 @@ from playhooks.testing import ManualClock
 API_KEY = "key-1:very-secret-playcamp-value"
 SECRET_KEY = "VERYSECRETPLAYFABKEY0123456789"
 PLAYER = {"playfab_id": "4F1C2A9B7D3E8A61", "character_id": "8D2E0F4B1A6C9E37"}
-FAST = playhooks.RetryPolicy(base_delay=0.01, max_delay=0.05)
+# Retries in milliseconds, and never given up on: a test that is not about giving up must not
+# lose records to max_attempts when a slow machine lets many retries pass.
+FAST = playhooks.RetryPolicy(base_delay=0.01, max_delay=0.05, max_attempts=10_000)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -240,7 +242,7 @@ class TestBulk:
     def test_a_backlog_goes_through_the_bulk_endpoint(self, make_tracker, emulator):
         """Sessions that piled up during an outage are sent 100 to a request, each recorded once."""
         emulator.fail_next(100_000, 503, route="playcamp")
-        tracker = make_tracker(retry=playhooks.RetryPolicy(base_delay=0.05, max_delay=0.05))
+        tracker = make_tracker(retry=playhooks.RetryPolicy(base_delay=0.05, max_delay=0.05, max_attempts=10_000))
         for number in range(250):
             play(tracker, user=f"player-{number}", events=())
         tracker.flush(timeout=0.5)  # every session is in the spool, and failed at least once
@@ -251,6 +253,7 @@ class TestBulk:
         assert 250 == len(emulator.sessions)
         assert {"/v1/server/playtime/sessions/bulk"} == paths
         assert 3 <= len(emulator.requests) <= 25  # not 250: a hundred a request, as they come due
+        assert {} == tracker.stats()["dropped"]
 
     def test_bulk_items_are_settled_one_by_one(self, make_tracker, emulator):
         """A session PlayCamp already has (SKIPPED) counts as sent; the others are recorded."""
@@ -422,7 +425,7 @@ SHARER = textwrap.dedent(
     url, spool = sys.argv[1], sys.argv[2]
     tracker = playhooks.Tracker(
         [playhooks.PlayCamp("k:s", url), playhooks.PlayFab("ABCD", "secret", url)], spool_dir=spool,
-        retry=playhooks.RetryPolicy(base_delay=0.01, max_delay=0.05),
+        retry=playhooks.RetryPolicy(base_delay=0.01, max_delay=0.05, max_attempts=10_000),
     )
     tracker.flush(timeout=30)
     tracker.close(timeout=5)

@@ -84,7 +84,7 @@ class Emulator:
 
 
 def tracker_for(emulator, spool, **settings):
-    settings.setdefault("retry", playhooks.RetryPolicy(base_delay=0.05, max_delay=0.1))
+    settings.setdefault("retry", playhooks.RetryPolicy(base_delay=0.05, max_delay=0.1, max_attempts=10_000))
     return playhooks.Tracker(
         [playhooks.PlayCamp("key:secret", emulator.url), playhooks.PlayFab("ABCD", "secret", emulator.url)],
         spool_dir=spool,
