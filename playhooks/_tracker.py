@@ -16,7 +16,7 @@ from ._errors import ConfigurationError, PayloadError, PlayhooksError
 from ._payloads import event_model
 from ._pipeline import EVENT_MODEL, RAW_EVENT, SEGMENT, Pipeline
 from ._sender import Sender
-from ._services import PLAYCAMP_URL, DeliverySink, PlayCamp, PlayFab
+from ._services import DeliverySink
 from ._session import Segment, Session, SessionOptions
 from ._settings import Settings
 from ._sinks import CallbackSink, Sink
@@ -150,19 +150,9 @@ class Tracker:
         Raises:
             ConfigurationError: a variable is malformed, or PlayFab has one of its two.
         """
-        environ = os.environ if environ is None else environ
-        chosen: List[SinkLike] = list(sinks)
-        if environ.get("PLAYHOOKS_PLAYCAMP_API_KEY"):
-            chosen.append(
-                PlayCamp(environ["PLAYHOOKS_PLAYCAMP_API_KEY"], environ.get("PLAYHOOKS_PLAYCAMP_URL") or PLAYCAMP_URL)
-            )
-        title_id, secret = environ.get("PLAYHOOKS_PLAYFAB_TITLE_ID"), environ.get("PLAYHOOKS_PLAYFAB_SECRET_KEY")
-        if bool(title_id) != bool(secret):
-            raise ConfigurationError("PLAYHOOKS_PLAYFAB_TITLE_ID and PLAYHOOKS_PLAYFAB_SECRET_KEY go together: set both")
-        if title_id and secret:
-            chosen.append(PlayFab(title_id, secret, environ.get("PLAYHOOKS_PLAYFAB_URL") or None))
-        if environ.get("PLAYHOOKS_SPOOL_DIR"):
-            settings.setdefault("spool_dir", environ["PLAYHOOKS_SPOOL_DIR"])
+        from ._environment import from_environment
+
+        chosen, settings = from_environment(os.environ if environ is None else environ, list(sinks), settings)
         return cls(chosen, **settings)
 
     # -- hooks -----------------------------------------------------------------------------------
