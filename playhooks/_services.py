@@ -173,12 +173,28 @@ def _bulk_outcome(item: Optional[Dict[str, Any]]) -> Outcome:
 
 
 def _checked_url(field: str, url: Any) -> str:
-    """HTTPS, or plain HTTP to this machine only (the emulator), as PlayCamp's own SDK allows."""
-    parsed = urllib.parse.urlsplit(url) if isinstance(url, str) else None
-    if parsed is None or not parsed.hostname:
+    """HTTPS, or plain HTTP to this machine only (the emulator), as PlayCamp's own SDK allows.
+
+    A base URL, to which the endpoint's path is added: one that already ends with an endpoint's
+    path (pasted from the API's documentation) would send everything to a 404, and dead-letter it.
+    """
+    try:
+        parsed = urllib.parse.urlsplit(url) if isinstance(url, str) else None
+        host = parsed.hostname if parsed is not None else None
+    except ValueError:  # an unclosed IPv6 bracket, say
+        parsed = host = None
+    if parsed is None or not host:
         raise ConfigurationError(f"{field}: must be a URL such as https://host (got {url!r})")
-    if parsed.scheme != "https" and not (parsed.scheme == "http" and parsed.hostname in LOOPBACK_HOSTS):
+    if parsed.scheme != "https" and not (parsed.scheme == "http" and host in LOOPBACK_HOSTS):
         raise ConfigurationError(f"{field}: must use https (plain http only to localhost) (got {url!r})")
+    if parsed.query or parsed.fragment:
+        raise ConfigurationError(f"{field}: must be a base URL, without ?query or #fragment (got {url!r})")
+    path = parsed.path.rstrip("/")
+    for endpoint in (PLAYCAMP_BULK, PLAYCAMP_SESSIONS, PLAYFAB_EVENT):
+        if path.lower().endswith(endpoint.lower()):
+            raise ConfigurationError(
+                f"{field}: must be the base URL, without the endpoint's path {endpoint} (got {url!r})"
+            )
     return url.rstrip("/")
 
 
