@@ -581,31 +581,3 @@ class TestConfiguration:
         with pytest.raises(playhooks.ConfigurationError, match="https"):
             playhooks.PlayFab("ABCD", "secret", "http://example.com")
         assert "http://127.0.0.1:1" == playhooks.PlayFab("ABCD", "secret", "http://127.0.0.1:1/").base_url
-
-    def test_from_env_enables_the_configured_sinks(self, tmp_path):
-        """PLAYHOOKS_* variables pick the sinks and the spool."""
-        environ = {
-            "PLAYHOOKS_PLAYCAMP_API_KEY": "k:s",
-            "PLAYHOOKS_PLAYCAMP_URL": "http://127.0.0.1:9",
-            "PLAYHOOKS_PLAYFAB_TITLE_ID": "ABCD",
-            "PLAYHOOKS_PLAYFAB_SECRET_KEY": "secret",
-            "PLAYHOOKS_PLAYFAB_URL": "http://127.0.0.1:9",
-            "PLAYHOOKS_SPOOL_DIR": str(tmp_path),
-        }
-        tracker = playhooks.Tracker.from_env(environ=environ)
-        tracker.close(timeout=0.1)
-
-        assert ["PlayCamp", "PlayFab"] == [type(sink).__name__ for sink in tracker.sinks]
-        assert str(tmp_path) == tracker.settings.spool_dir
-
-    def test_from_env_needs_both_playfab_settings(self):
-        """A title id without its secret (or the reverse) is refused, not silently ignored."""
-        with pytest.raises(playhooks.ConfigurationError, match="go together"):
-            playhooks.Tracker.from_env(environ={"PLAYHOOKS_PLAYFAB_TITLE_ID": "ABCD"})
-
-    def test_from_env_with_nothing_set_has_no_delivery_sink(self):
-        """No variables, no delivery sinks (and no spool folder made)."""
-        tracker = playhooks.Tracker.from_env(environ={})
-        tracker.close(timeout=1)
-
-        assert [] == tracker.sinks
