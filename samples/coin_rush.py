@@ -10,11 +10,12 @@ What it shows:
   emulator of PlayCamp and PlayFab in-process, sends to it over HTTP, and prints what it recorded
   when you quit. With them set (see the README), it sends there instead.
 
-Controls: arrow keys or WASD to move, F3 toggles the telemetry overlay, Esc quits.
-Collect every coin to clear a level. Spikes cost a life; the third one ends the run.
+Controls: arrow keys or WASD to move, F3 toggles the telemetry overlay, Esc quits (Ctrl-C in the
+terminal too: the session still ends and is sent). Collect every coin to clear a level. Spikes cost
+a life; the third one ends the run.
 
-    python samples/coin_rush.py                          # play in a window
-    python samples/coin_rush.py --headless --frames 900  # no screen: an autopilot plays 15 s
+    python samples/coin_rush.py              # play in a window
+    python samples/coin_rush.py --headless   # no screen: an autopilot plays 15 s (--frames 900)
 """
 
 import argparse
@@ -37,6 +38,8 @@ from playhooks.testing import ManualClock  # noqa: E402
 
 WIDTH, HEIGHT = 640, 480
 FPS = 60
+HEADLESS_FRAMES = 900  # headless without --frames: 15 s of game time
+PROGRESS_SECONDS = 5  # headless, a line of progress every 5 s of game time
 PLAYER_SIZE = 22
 PLAYER_SPEED = 240  # pixels per second
 COIN_RADIUS = 8
@@ -220,37 +223,47 @@ def print_recorded(emulator, out):
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Coin Rush, a playhooks sample.")
     parser.add_argument("--headless", action="store_true", help="no window or sound; an autopilot plays")
-    parser.add_argument("--frames", type=int, default=0, help="quit after this many frames (0: play until closed)")
+    parser.add_argument(
+        "--frames", type=int, help=f"quit after this many frames (default: {HEADLESS_FRAMES} headless, else when closed)"
+    )
     parser.add_argument("--seed", type=int, default=7, help="seed for the level layouts")
     parser.add_argument("--overlay", action="store_true", help="start with the telemetry overlay shown (F3)")
     parser.add_argument("--screenshot", metavar="PNG", help="with --frames: save the last frame to this file")
     arguments = parser.parse_args(argv)
+    if arguments.frames is not None and arguments.frames < 1:
+        parser.error("--frames must be 1 or more")
     if arguments.headless:  # SDL reads these when pygame.init() runs
         os.environ["SDL_VIDEODRIVER"] = "dummy"
         os.environ["SDL_AUDIODRIVER"] = "dummy"
+        if arguments.frames is None:  # no window to close: without an end it would play forever
+            arguments.frames = HEADLESS_FRAMES
 
     # Headless, the game runs as fast as it can in simulated time: the session lasts as long as
     # the frames it played, whatever the machine.
     clock = ManualClock(wall=time.time()) if arguments.headless else None
     tracker, emulator, spool = make_tracker(clock)
-    pygame.init()
-    screen = pygame.display.set_mode((WIDTH, HEIGHT))
-    pygame.display.set_caption("Coin Rush - playhooks sample")
-    font = pygame.font.Font(None, 26)
-    frame_clock = pygame.time.Clock()
-    adapter = PygameAdapter(
-        tracker,
-        user_id="coin-rush-player",
-        overlay_key=pygame.K_F3,
-        show_overlay=arguments.overlay,
-        platform="Other",
-        playfab_id=PLAYFAB_ID,
-        character_id=CHARACTER_ID,
-    )
-    game = Game(tracker.on_character_event, random.Random(arguments.seed))
-    frame = 0
-    running = True
+    interrupted = False
     try:
+        pygame.init()
+        screen = pygame.display.set_mode((WIDTH, HEIGHT))
+        pygame.display.set_caption("Coin Rush - playhooks sample")
+        font = pygame.font.Font(None, 26)
+        frame_clock = pygame.time.Clock()
+        adapter = PygameAdapter(
+            tracker,
+            user_id="coin-rush-player",
+            overlay_key=pygame.K_F3,
+            show_overlay=arguments.overlay,
+            platform="Other",
+            playfab_id=PLAYFAB_ID,
+            character_id=CHARACTER_ID,
+        )
+        game = Game(tracker.on_character_event, random.Random(arguments.seed))
+        if arguments.headless:
+            seconds = arguments.frames / FPS
+            print(f"Coin Rush, headless: the autopilot plays {seconds:g} s of game time; Ctrl-C stops it", flush=True)
+        frame = 0
+        running = True
         while running:
             if arguments.headless:
                 dt = 1 / FPS
@@ -269,10 +282,14 @@ def main(argv=None):
             adapter.draw(screen)
             pygame.display.flip()
             frame += 1
-            if arguments.frames and frame == arguments.frames:
+            if arguments.headless and frame % (PROGRESS_SECONDS * FPS) == 0:  # the HUD, with no screen
+                print(f"{frame // FPS:5d} s   level {game.level}   score {game.score}   lives {game.lives}", flush=True)
+            if frame == arguments.frames:
                 if arguments.screenshot:
                     pygame.image.save(screen, arguments.screenshot)
                 pygame.event.post(pygame.event.Event(pygame.QUIT))
+    except KeyboardInterrupt:  # Ctrl-C stops a game as closing its window does: no traceback
+        interrupted = True
     finally:  # even if the game crashes: end the session, send what can be sent
         pygame.quit()
         pending = tracker.close(timeout=5)
@@ -282,7 +299,7 @@ def main(argv=None):
             shutil.rmtree(spool, ignore_errors=True)
     if pending:
         print(f"{pending} payload(s) not sent yet: they wait in the spool for the next run")
-    return 0
+    return 130 if interrupted else 0  # 130: the shell's status for a program ended by Ctrl-C (SIGINT)
 
 
 if __name__ == "__main__":

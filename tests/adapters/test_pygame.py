@@ -2,8 +2,10 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -15,6 +17,7 @@ pygame = pytest.importorskip("pygame")
 from playhooks.adapters.pygame import IS_PYGAME_CE, PygameAdapter  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+COIN_RUSH = [sys.executable, os.path.join(ROOT, "samples", "coin_rush.py"), "--headless"]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -224,20 +227,34 @@ def test_a_clear_error_without_pygame():
     assert result.stdout.startswith("PlayhooksError playhooks.adapters.pygame needs pygame or pygame-ce: pip install")
 
 
-def test_the_sample_plays_headless_and_delivers_over_http(tmp_path):
-    """Coin Rush with its autopilot sends its session and events to the emulator over HTTP."""
-    environment = {key: value for key, value in os.environ.items() if not key.startswith("PLAYHOOKS_")}
-    result = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "samples", "coin_rush.py"), "--headless", "--frames", "900"],
+def without_playhooks_variables():
+    """This environment without PLAYHOOKS_* variables: Coin Rush then sends to its own emulator."""
+    return {key: value for key, value in os.environ.items() if not key.startswith("PLAYHOOKS_")}
+
+
+def run_coin_rush(tmp_path, *arguments, environment=None):
+    """Coin Rush headless, to its end."""
+    return subprocess.run(
+        [*COIN_RUSH, *arguments],
         capture_output=True,
         text=True,
         timeout=120,
-        env=environment,
+        env=without_playhooks_variables() if environment is None else environment,
         cwd=tmp_path,
     )
 
+
+def recorded_session(output):
+    """The session Coin Rush says its in-process emulator recorded."""
+    return json.loads(output.split("PlayCamp session(s):\n")[1].split("\nand ")[0])
+
+
+def test_the_sample_plays_headless_and_delivers_over_http(tmp_path):
+    """Coin Rush with its autopilot sends its session and events to the emulator over HTTP."""
+    result = run_coin_rush(tmp_path, "--frames", "900")
+
     assert 0 == result.returncode, result.stderr
-    session = json.loads(result.stdout.split("PlayCamp session(s):\n")[1].split("\nand ")[0])
+    session = recorded_session(result.stdout)
     counts = result.stdout.split("character events: ")[1].splitlines()[0]
     assert (15, "coin-rush-player") == (session["durationSeconds"], session["userId"])
     assert "coin_collected x" in counts
@@ -258,16 +275,44 @@ def test_the_sample_sends_where_the_environment_says(tmp_path):
             PLAYHOOKS_PLAYFAB_URL=emulator.url,
             PLAYHOOKS_SPOOL_DIR=str(tmp_path / "spool"),
         )
-        result = subprocess.run(
-            [sys.executable, os.path.join(ROOT, "samples", "coin_rush.py"), "--headless", "--frames", "600"],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env=environment,
-            cwd=tmp_path,
-        )
+        result = run_coin_rush(tmp_path, "--frames", "600", environment=environment)
 
         assert 0 == result.returncode, result.stderr
         assert "local emulator" not in result.stdout
         assert [10] == [session["durationSeconds"] for session in emulator.sessions]
         assert emulator.events
+
+
+def test_the_sample_headless_ends_by_itself(tmp_path):
+    """Headless, no window can be closed: without --frames it plays 15 s of game time and quits."""
+    result = run_coin_rush(tmp_path)
+
+    assert 0 == result.returncode, result.stderr
+    assert 15 == recorded_session(result.stdout)["durationSeconds"]
+
+
+@pytest.mark.skipif(
+    signal.getsignal(signal.SIGINT) == signal.SIG_IGN, reason="SIGINT is ignored here, so it would be in the game too"
+)
+def test_ctrl_c_ends_the_sample_cleanly_and_sends_the_session(tmp_path):
+    """SIGINT mid-game: no traceback, exit status 130 (the shell's for Ctrl-C), the session sent."""
+    command = [*COIN_RUSH, "--frames", str(10**9)]
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=without_playhooks_variables(), cwd=tmp_path
+    ) as game:
+        watchdog = threading.Timer(60, game.kill)  # a game that never starts fails the test instead of hanging it
+        watchdog.start()
+        try:
+            game.stdout.readline()  # it has started
+            progress = game.stdout.readline()  # and played 5 s of game time: a session long enough to be sent
+            game.send_signal(signal.SIGINT)
+            output, errors = game.communicate(timeout=60)
+        finally:
+            watchdog.cancel()
+            if game.poll() is None:
+                game.kill()
+
+    assert ["5", "s"] == progress.split()[:2]
+    assert "Traceback" not in errors
+    assert 130 == game.returncode, errors
+    assert 5 <= recorded_session(output)["durationSeconds"]
