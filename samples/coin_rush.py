@@ -189,9 +189,10 @@ class Game:
 
 
 def make_tracker(clock):
-    """The services from PLAYHOOKS_* variables if set; else the local emulator, in-process."""
+    """The services from PLAYHOOKS_* variables if any is set; else the local emulator, in-process."""
     settings = {"clock": clock} if clock is not None else {}
-    if os.environ.get("PLAYHOOKS_PLAYCAMP_API_KEY") or os.environ.get("PLAYHOOKS_PLAYFAB_TITLE_ID"):
+    # Any of them, not only the keys: a URL set without its key is an error to show, not to ignore.
+    if any(value for name, value in os.environ.items() if name.startswith("PLAYHOOKS_") and name != "PLAYHOOKS_SPOOL_DIR"):
         return playhooks.Tracker.from_env(**settings), None, None
     from playhooks.emulator import Emulator
 
@@ -241,7 +242,10 @@ def main(argv=None):
     # Headless, the game runs as fast as it can in simulated time: the session lasts as long as
     # the frames it played, whatever the machine.
     clock = ManualClock(wall=time.time()) if arguments.headless else None
-    tracker, emulator, spool = make_tracker(clock)
+    try:
+        tracker, emulator, spool = make_tracker(clock)
+    except playhooks.ConfigurationError as error:  # a PLAYHOOKS_* variable to fix, named in the message
+        parser.error(str(error))
     interrupted = False
     try:
         pygame.init()

@@ -283,6 +283,17 @@ def test_the_sample_sends_where_the_environment_says(tmp_path):
         assert emulator.events
 
 
+def test_the_sample_names_a_playhooks_variable_to_fix(tmp_path):
+    """A URL without its key is a one-line error at start, not a traceback, nor the emulator instead."""
+    environment = dict(without_playhooks_variables(), PLAYHOOKS_PLAYCAMP_URL="http://127.0.0.1:9")
+    result = run_coin_rush(tmp_path, environment=environment)
+
+    assert (2, "") == (result.returncode, result.stdout)
+    assert result.stderr.splitlines()[-1].endswith(
+        "error: PLAYHOOKS_PLAYCAMP_URL is set without PLAYHOOKS_PLAYCAMP_API_KEY: set the key too"
+    )
+
+
 def test_the_sample_headless_ends_by_itself(tmp_path):
     """Headless, no window can be closed: without --frames it plays 15 s of game time and quits."""
     result = run_coin_rush(tmp_path)
