@@ -29,7 +29,7 @@ class PayloadError(ValueError, PlayhooksError):
         self.rule = rule
         message = f"{field}: {rule}"
         if show_value:
-            message += f" (got {_short_repr(value)})"
+            message += f" (got {safe_repr(value)})"
         super().__init__(message)
 
 
@@ -37,8 +37,20 @@ class ConfigurationError(ValueError, PlayhooksError):
     """A Tracker or a sink was given settings it cannot work with."""
 
 
-def _short_repr(value: Any) -> str:
-    text = repr(value)
-    if len(text) > _MAX_VALUE_REPR:
-        text = text[: _MAX_VALUE_REPR - 3] + "..."
-    return text
+def safe_repr(value: Any, limit: int = _MAX_VALUE_REPR) -> str:
+    """``repr(value)``, shortened, that never raises: the value may be hostile (a ``__repr__`` that
+    raises, an int too long to print, a lone surrogate that no log file can encode)."""
+    try:
+        text = repr(value)
+    except Exception as error:
+        text = f"<{_type_name(value)} whose repr raised {_type_name(error)}>"
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _type_name(value: Any) -> str:
+    try:
+        return str(type(value).__qualname__)
+    except Exception:  # a metaclass can make even this raise
+        return "object"

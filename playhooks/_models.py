@@ -33,14 +33,29 @@ BULK_STATUSES = ("SUCCESS", "SKIPPED", "FAILED")
 # -- validators: each raises PayloadError(field, rule) -------------------------------------------
 
 
+def _text(field: str, value: Any) -> None:
+    """PayloadError unless ``value`` is a str that UTF-8 can carry: a lone surrogate (``"\\ud800"``)
+    is a str Python accepts and no JSON body, spool file or log can encode."""
+    if type(value) is not str:
+        raise PayloadError(field, "must be a string", value)
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise PayloadError(field, "must be valid Unicode text (a lone surrogate is not)", value) from None
+
+
 def required_text(instance: Any, attribute: "attrs.Attribute[Any]", value: Any) -> None:
     if type(value) is not str or not value:
         raise PayloadError(attribute.name, "must be a non-empty string", value)
+    _text(attribute.name, value)
 
 
 def optional_text(instance: Any, attribute: "attrs.Attribute[Any]", value: Any) -> None:
     if value is not None and (type(value) is not str or not value):
         raise PayloadError(attribute.name, "must be a non-empty string when given", value)
+    if value is not None:
+        _text(attribute.name, value)
 
 
 def _positive_int(instance: Any, attribute: "attrs.Attribute[Any]", value: Any) -> None:
@@ -66,11 +81,26 @@ def optional_flag(instance: Any, attribute: "attrs.Attribute[Any]", value: Any) 
         _flag(instance, attribute, value)
 
 
-def _utc(value: Any) -> Any:
-    """Converter: an aware datetime becomes UTC; anything else is left for the validator."""
-    if isinstance(value, datetime) and value.utcoffset() is not None:
-        return value.astimezone(timezone.utc)
-    return value
+def _to_utc(value: Any, field: "attrs.Attribute[Any]") -> Any:
+    """Converter: an aware datetime becomes a plain UTC datetime; anything else is left for the
+    validator. Its time zone is the caller's code, and may raise or overflow."""
+    if not isinstance(value, datetime):
+        return value
+    try:
+        if value.utcoffset() is None:
+            return value
+        moment = value.astimezone(timezone.utc)
+        return datetime(
+            moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second, moment.microsecond,
+            tzinfo=timezone.utc,
+        )
+    except Exception as error:
+        raise PayloadError(
+            field.name, f"must be an aware datetime within years 1 to 9999 in UTC ({type(error).__name__})", value
+        ) from None
+
+
+_utc = attrs.Converter(_to_utc, takes_field=True)  # type: ignore[call-overload]
 
 
 def _aware_datetime(instance: Any, attribute: "attrs.Attribute[Any]", value: Any) -> None:
@@ -91,7 +121,7 @@ def creator_key_format(instance: Any, attribute: "attrs.Attribute[Any]", value: 
 
 
 def platform_choice(instance: Any, attribute: "attrs.Attribute[Any]", value: Any) -> None:
-    if value is not None and value not in PLATFORMS:
+    if value is not None and (type(value) is not str or value not in PLATFORMS):
         raise PayloadError(attribute.name, "must be one of " + ", ".join(PLATFORMS), value)
 
 
@@ -102,17 +132,22 @@ def _event_name(instance: Any, attribute: "attrs.Attribute[Any]", value: Any) ->
         )
 
 
-def plain_dict(value: Any) -> Any:
+def _plain_dict(value: Any, field: "attrs.Attribute[Any]") -> Any:
     """Converter: any mapping (Ren'Py's rollback-aware dicts included) becomes a plain dict copy."""
-    if isinstance(value, Mapping):
-        return dict(value)
-    return value
+    try:
+        return dict(value) if isinstance(value, Mapping) else value
+    except Exception as error:  # the caller's mapping: its methods may raise anything
+        raise PayloadError(field.name, f"must be a readable mapping ({type(error).__name__} reading it)", show_value=False) from None
 
+
+plain_dict = attrs.Converter(_plain_dict, takes_field=True)  # type: ignore[call-overload]
 
 MAX_JSON_DEPTH = 32
+# Integers past 64 bits lose digits in most JSON readers (and Python refuses to print huge ones).
+_MAX_JSON_INT = 2**63
 
 
-def _json_copy(value: Any, field: "attrs.Attribute[Any]") -> Any:
+def copy_json(value: Any, field: "attrs.Attribute[Any]") -> Any:
     """Converter: a deep copy of a JSON object in plain dicts and lists, or PayloadError.
 
     Deep, because the game may change a nested list after the call; checked on the way, because
@@ -120,14 +155,26 @@ def _json_copy(value: Any, field: "attrs.Attribute[Any]") -> Any:
     """
     if value is None:
         return None
-    if not isinstance(value, Mapping):
-        raise PayloadError(field.name, "must be a mapping of string keys to JSON values", value)
-    return _json_value(value, field.name, 0)
+    try:
+        if not isinstance(value, Mapping):
+            raise PayloadError(field.name, "must be a mapping of string keys to JSON values", value)
+        return _json_value(value, field.name, 0)
+    except PayloadError:
+        raise
+    except Exception as error:  # the caller's objects: a mapping whose items() raises, say
+        raise PayloadError(field.name, f"must be readable JSON values ({type(error).__name__} reading it)", show_value=False) from None
 
 
 def _json_value(value: Any, field: str, depth: int) -> Any:
     kind = type(value)
-    if kind is str or kind is int or kind is bool or value is None:
+    if kind is str:
+        _text(field, value)
+        return value
+    if kind is bool or value is None:
+        return value
+    if kind is int:
+        if not -_MAX_JSON_INT <= value < _MAX_JSON_INT:
+            raise PayloadError(field, "integers must fit in 64 bits", show_value=False)
         return value
     if kind is float:
         if value != value or value in (float("inf"), float("-inf")):
@@ -140,6 +187,7 @@ def _json_value(value: Any, field: str, depth: int) -> Any:
         for key, item in value.items():
             if type(key) is not str:
                 raise PayloadError(field, "keys must be strings", key)
+            _text(field, key)
             copy[key] = _json_value(item, field, depth + 1)
         return copy
     if isinstance(value, (list, tuple)):
@@ -147,7 +195,7 @@ def _json_value(value: Any, field: str, depth: int) -> Any:
     raise PayloadError(field, "must hold only JSON values: str, int, float, bool, None, lists and mappings", value)
 
 
-json_copy = attrs.Converter(_json_copy, takes_field=True)  # type: ignore[call-overload]
+json_copy = attrs.Converter(copy_json, takes_field=True)  # type: ignore[call-overload]
 
 
 def json_object(instance: Any, attribute: "attrs.Attribute[Any]", value: Any) -> None:
@@ -171,6 +219,8 @@ def _string_map(instance: Any, attribute: "attrs.Attribute[Any]", value: Any) ->
     for key, item in value.items():
         if type(key) is not str or type(item) is not str:
             raise PayloadError(attribute.name, "must map strings to strings", {key: item})
+        _text(attribute.name, key)
+        _text(attribute.name, item)
 
 
 # -- PlayCamp: Record Playtime Session -----------------------------------------------------------

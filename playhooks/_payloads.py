@@ -9,14 +9,17 @@ event PlayStream stores and exports with it, where deduplication happens.
 
 import uuid
 from datetime import datetime, timezone
-from typing import Any, Mapping, Optional
+from typing import Any, Optional
+
+import attrs
 
 from ._errors import PayloadError
-from ._models import CharacterEvent, PlaytimeSession
+from ._models import CharacterEvent, PlaytimeSession, copy_json
 from ._session import Segment, Session
 
 EVENT_ID_KEY = "playhooks_event_id"
 RECOVERED_KEY = "playhooks_recovered"  # in a session's metadata: closed from its last checkpoint after a crash
+_BODY = attrs.fields(CharacterEvent).body
 
 
 def event_model(
@@ -39,7 +42,7 @@ def event_model(
     Raises:
         PayloadError: naming the first field that breaks a rule.
     """
-    if session is not None and not isinstance(session, Session):
+    if session is not None and type(session) is not Session:
         raise PayloadError("session", "must be a Session returned by on_session_start", session)
     defaults = session.options if session is not None else None
     if character_id is None and defaults is not None:
@@ -51,13 +54,9 @@ def event_model(
             raise PayloadError(
                 name, f"is required: pass it, or start the session with {name}= and pass session=", show_value=False
             )
-    if body is None:
-        body = {}
-    elif not isinstance(body, Mapping):
-        raise PayloadError("body", "must be a mapping of string keys to JSON values", body)
-    elif EVENT_ID_KEY in body:
+    body = copy_json({} if body is None else body, _BODY)  # the caller's mapping, read once
+    if EVENT_ID_KEY in body:
         raise PayloadError("body", f"must not use the key {EVENT_ID_KEY!r}: playhooks puts the event id there", show_value=False)
-    body = dict(body)
     body[EVENT_ID_KEY] = uuid.uuid4().hex
     if timestamp is None:
         timestamp = datetime.fromtimestamp(called_at, timezone.utc)
@@ -73,7 +72,11 @@ def event_model(
 
 def session_model(segment: Segment) -> Optional[PlaytimeSession]:
     """The PlayCamp session a finished segment makes, or None when it is too short to send."""
-    duration = segment.duration_seconds
+    try:
+        duration = segment.duration_seconds
+        ended_at = segment.ended_at
+    except (OverflowError, ValueError):  # a clock that jumped by centuries, or a NaN from a custom clock
+        raise PayloadError("duration_seconds", "must come from a session that ends before the year 10000", show_value=False) from None
     if duration < 1:
         return None
     options = segment.options
@@ -82,7 +85,7 @@ def session_model(segment: Segment) -> Optional[PlaytimeSession]:
         user_id=options.user_id,
         duration_seconds=duration,
         started_at=segment.started_at,
-        ended_at=segment.ended_at,
+        ended_at=ended_at,
         campaign_id=options.campaign_id,
         creator_key=options.creator_key,
         platform=options.platform,

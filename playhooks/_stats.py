@@ -26,21 +26,27 @@ class Counters:
         self._lock = threading.Lock()
         self._counts: Counter = Counter()
         self._dropped: Counter = Counter()
+        self._said: set = set()
 
     def add(self, name: str, amount: int = 1) -> None:
         with self._lock:
             self._counts[name] += amount
 
     def drop(self, reason: str, detail: str, amount: int = 1) -> None:
-        """Count ``amount`` payloads lost for ``reason``, and say so in the log.
+        """Count ``amount`` payloads lost for ``reason``, and say so in the log (see ``say``)."""
+        with self._lock:
+            self._dropped[reason] += amount
+        self.say(reason, "dropped %d payload(s), %s: %s", amount, reason, detail)
 
-        The first drop of each reason is a warning, the rest are debug messages: a bad event sent
-        every frame must not flood the game's log.
+    def say(self, kind: str, message: str, *args: Any, level: int = logging.WARNING, exc_info: bool = False) -> None:
+        """Log a problem: the first of each ``kind`` at ``level``, the rest at debug.
+
+        A bad event sent every frame, or a disk that stays full, must not flood the game's log.
         """
         with self._lock:
-            first = reason not in self._dropped
-            self._dropped[reason] += amount
-        log.log(logging.WARNING if first else logging.DEBUG, "dropped %d payload(s), %s: %s", amount, reason, detail)
+            first = kind not in self._said
+            self._said.add(kind)
+        log.log(level if first else logging.DEBUG, message, *args, exc_info=exc_info)
 
     def snapshot(self) -> Dict[str, Any]:
         with self._lock:
