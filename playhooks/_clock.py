@@ -25,3 +25,16 @@ class SystemClock:
 
 
 SYSTEM_CLOCK = SystemClock()
+
+
+def steady_wall(clock: Clock = SYSTEM_CLOCK) -> Callable[[], float]:
+    """A wall clock that only the monotonic clock moves: the wall time now, plus the monotonic
+    time that passes from here on.
+
+    Delivery times (retry dues, ``Retry-After``, records' ages) are read from it, so a player
+    setting the date forward or back while the game runs changes none of them. Across restarts
+    the wall clock is the only common reference: each process starts from it again.
+    """
+    offset = clock.wall() - clock.monotonic()
+    monotonic = clock.monotonic
+    return lambda: monotonic() + offset

@@ -11,13 +11,13 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from ._errors import PayloadError
+from ._errors import PayloadError, safe_repr
 from ._payloads import EVENT_ID_KEY, RECOVERED_KEY, event_model, session_model
 from ._services import DeliverySink
 from ._session import Segment, SessionOptions
 from ._sinks import EVENT, SESSION, Payload, Sink
 from ._spool import HEARTBEAT_SECONDS, Record, Spool
-from ._stats import INVALID_EVENT, INVALID_SESSION, NO_SINK, SESSION_TOO_SHORT, SINK_ERROR, SPOOL_FULL, Counters
+from ._stats import INVALID_EVENT, INVALID_SESSION, NO_SINK, SESSION_TOO_SHORT, SINK_ERROR, Counters
 
 log = logging.getLogger("playhooks")
 
@@ -26,7 +26,7 @@ RAW_EVENT = "raw_event"  # (RAW_EVENT, event_name, character_id, playfab_id, bod
 EVENT_MODEL = "event_model"  # (EVENT_MODEL, CharacterEvent): already built and checked by a strict caller
 SEGMENT = "segment"  # (SEGMENT, Segment): a finished session
 
-LIMITS_CHECK_SECONDS = 30.0  # how often the spool's bounds are checked when far from them
+LIMITS_CHECK_SECONDS = 30.0  # how often the spool recounts its files (other processes write too)
 _ENDED_REMEMBERED = 10_000
 RECOVERY_SECONDS = 120.0  # how often to look for what crashed trackers left (one may die any time)
 
@@ -40,6 +40,7 @@ class Pipeline:
         checkpoints: returns (session id, state) for each open session, read consistently.
         checkpoint_interval: seconds between checkpoints of open sessions.
         on_spooled: called after records were written (to wake the sender).
+        now: the clock of records' created and due times (``_clock.steady_wall``).
     """
 
     def __init__(
@@ -50,6 +51,7 @@ class Pipeline:
         checkpoints: Callable[[], List[Tuple[str, Dict[str, Any]]]] = list,
         checkpoint_interval: float = 5.0,
         on_spooled: Callable[[], None] = lambda: None,
+        now: Callable[[], float] = time.time,
     ) -> None:
         self._local = [sink for sink in sinks if not isinstance(sink, DeliverySink)]
         self._delivery = [sink for sink in sinks if isinstance(sink, DeliverySink)]
@@ -59,7 +61,10 @@ class Pipeline:
         self._ended: "collections.OrderedDict[str, None]" = collections.OrderedDict()
         self._checkpoint_interval = checkpoint_interval
         self._on_spooled = on_spooled
+        self._now = now
         self._lock = threading.RLock()
+        self._unwritten: Dict[str, List[Record]] = {}  # per delivery sink, until the round's commit
+        self._ending: List[str] = []  # sessions that ended this round
         self._wire: Any = None
         self._next_checkpoint = 0.0
         self._next_heartbeat = 0.0
@@ -67,6 +72,11 @@ class Pipeline:
         self._next_recovery = 0.0
 
     def process(self, items: List[Any]) -> None:
+        """Build the payloads of queued items and hand them to the in-process sinks; records for
+        the delivery sinks wait for ``commit``, so a round writes one spool file however much it holds.
+
+        A bad item is dropped alone, counted under its reason, whatever it raises.
+        """
         with self._lock:
             if self._wire is None:
                 from . import _wire  # cattrs loads here, off the game's import
@@ -76,21 +86,16 @@ class Pipeline:
             for item in items:
                 try:
                     payload = self._payload(item)
-                except PayloadError as error:
-                    self._counters.drop(INVALID_SESSION if item[0] == SEGMENT else INVALID_EVENT, str(error))
+                except Exception as error:
+                    detail = str(error) if isinstance(error, PayloadError) else f"{type(error).__name__} while building it"
+                    self._counters.drop(INVALID_SESSION if item[0] == SEGMENT else INVALID_EVENT, detail)
                     continue
                 if payload is not None:
                     payloads.append(payload)
-            self._counters.add("accepted", len(payloads))
-            spooled = self._hand_over(payloads)
-            for item in items:
                 if item[0] == SEGMENT and self._spool is not None:
-                    session_id = item[1].session_id
-                    self._ended[session_id] = None  # no checkpoint may bring it back
-                    if len(self._ended) > _ENDED_REMEMBERED:
-                        self._ended.popitem(last=False)
-                    if spooled:  # its payload is on disk now: the checkpoint has served
-                        self._spool.forget_checkpoint(session_id)
+                    self._ending.append(item[1].session_id)
+            self._counters.add("accepted", len(payloads))
+            self._hand_over(payloads)
 
     def _payload(self, item: Any) -> Optional[Payload]:
         if item[0] == SEGMENT:
@@ -103,10 +108,10 @@ class Pipeline:
         event = item[1] if item[0] == EVENT_MODEL else event_model(*item[1:])
         return Payload(EVENT, event.body[EVENT_ID_KEY], self._wire.unstructure(event))
 
-    def _hand_over(self, payloads: List[Payload]) -> bool:
-        """Give payloads to the sinks; False if the spool could not take them."""
-        failed = set()
-        taken = set()
+    def _hand_over(self, payloads: List[Payload]) -> None:
+        """Give payloads to the in-process sinks now, and keep the delivery sinks' records for ``commit``."""
+        taken: set = set()
+        failed: set = set()
         for sink in self._local:
             chosen = [payload for payload in payloads if payload.kind in sink.kinds]
             if not chosen:
@@ -115,36 +120,43 @@ class Pipeline:
             try:
                 sink.send(chosen)
             except Exception as error:
-                log.exception("%r failed to take %d payload(s)", sink, len(chosen))
                 failed.update(map(id, chosen))
-                self._counters.drop(SINK_ERROR, f"{sink!r} raised {type(error).__name__}", len(chosen))
-        spooled = 0
-        spool_attempted: set = set()
+                self._counters.drop(SINK_ERROR, f"{safe_repr(sink)} raised {safe_repr(error, 200)}", len(chosen))
+        now = self._now()
         for sink in self._delivery:
             chosen = [payload for payload in payloads if payload.kind in sink.kinds]
-            if not chosen:
-                continue
             taken.update(map(id, chosen))
-            now = time.time()
-            records = [Record(payload.key, payload.kind, sink.prepare(payload.data), created=now) for payload in chosen]
-            spool_attempted.update(map(id, chosen))
-            try:
-                self._spool.put(sink.name, records, due=now)  # type: ignore[union-attr]
-            except OSError as error:
-                # A full or read-only disk: the payloads are lost, and said so.
-                failed.update(map(id, chosen))
-                self._counters.drop(SPOOL_FULL, f"cannot write the spool ({error.strerror})", len(chosen))
-                continue
-            spooled += len(records)
-        untaken = len(payloads) - len(taken)
-        written = not (failed & spool_attempted)
-        if untaken:
-            self._counters.drop(NO_SINK, "no sink takes them: give the Tracker a sink", untaken)
+            self._unwritten.setdefault(sink.name, []).extend(
+                Record(payload.key, payload.kind, sink.prepare(payload.data), created=now) for payload in chosen
+            )
+        if len(payloads) > len(taken):
+            self._counters.drop(NO_SINK, "no sink takes them: give the Tracker a sink", len(payloads) - len(taken))
         self._counters.add("delivered", len(taken) - len(failed))
-        if spooled:
-            self._counters.add("spooled", spooled)
-            self._on_spooled()
-        return written
+
+    def process_now(self, items: List[Any]) -> None:
+        """``process`` and ``commit``, for a caller that wants its items on disk when it returns."""
+        with self._lock:
+            self.process(items)
+            self.commit()
+
+    def commit(self) -> None:
+        """Write what this round built to the spool: one atomic file per destination."""
+        with self._lock:
+            unwritten, self._unwritten = self._unwritten, {}
+            ending, self._ending = self._ending, []
+            on_disk = True
+            for name, records in unwritten.items():
+                if records:
+                    on_disk = self._spool.put(name, records, due=self._now()) and on_disk  # type: ignore[union-attr]
+                    self._counters.add("spooled", len(records))
+            for session_id in ending:
+                self._ended[session_id] = None  # no checkpoint may bring it back
+                if len(self._ended) > _ENDED_REMEMBERED:
+                    self._ended.popitem(last=False)
+                if on_disk:  # its payload is on disk now: the checkpoint has served
+                    self._spool.forget_checkpoint(session_id)  # type: ignore[union-attr]
+            if any(unwritten.values()):
+                self._on_spooled()
 
     def close(self) -> None:
         """Close the in-process sinks (the delivery sinks hold nothing to close)."""
@@ -152,14 +164,15 @@ class Pipeline:
             try:
                 sink.close()
             except Exception:
-                log.exception("closing %r failed", sink)
+                log.exception("closing %s failed", safe_repr(sink))
 
     # -- spool upkeep, on the worker's rounds ----------------------------------------------------
 
     def housekeeping(self, flushing: bool = False) -> None:
-        """Recover orphaned sessions once, then checkpoint, keep the bounds and beat the heart.
+        """Recover orphaned sessions, checkpoint, recount the bounds, beat the heart, and write out
+        what a failed disk made us hold.
 
-        A flush checkpoints and checks the bounds at once; otherwise each has its interval.
+        A flush checkpoints at once; otherwise each has its interval.
         """
         if self._spool is None:
             return
@@ -175,14 +188,14 @@ class Pipeline:
                 for session_id, state in checkpoints:
                     if session_id not in self._ended:  # it ended while we were reading
                         self._spool.checkpoint(session_id, state)
-            if flushing or now >= self._next_limits_check:
-                # A full check lists every file: often only when the spool may be near its bound.
-                self._spool.enforce_limits(expendable=[sink.name for sink in self._delivery if EVENT in sink.kinds])
-                near_bound = self._spool.estimated_records > 0.9 * self._spool.max_records
-                self._next_limits_check = now + (1.0 if near_bound else LIMITS_CHECK_SECONDS)
+            if now >= self._next_limits_check:
+                # The spool checks its bounds as it writes; this counts what other processes wrote.
+                self._spool.enforce_limits()
+                self._next_limits_check = now + LIMITS_CHECK_SECONDS
             if now >= self._next_heartbeat:
                 self._next_heartbeat = now + HEARTBEAT_SECONDS
                 self._spool.heartbeat()
+            self._spool.retry_disk()
 
     def _recover(self) -> None:
         """Send the sessions a dead process left open, as they stood at their last checkpoint."""
@@ -200,10 +213,11 @@ class Pipeline:
                     elapsed_seconds=float(state["elapsed_seconds"]),
                     active_seconds=float(state["active_seconds"]),
                 )
-            except (KeyError, TypeError, ValueError, PayloadError) as error:
-                self._counters.drop(INVALID_SESSION, f"unusable checkpoint ({error})")
+            except Exception as error:  # a checkpoint is a file anyone may have written
+                self._counters.drop(INVALID_SESSION, f"unusable checkpoint ({type(error).__name__})")
                 continue
             log.info("recovering session %s, left open by a stopped process", segment.session_id)
             self._counters.add("recovered")
             # Spooled here, before the generator removes the checkpoint it took.
             self.process([(SEGMENT, segment)])
+            self.commit()

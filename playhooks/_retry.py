@@ -50,6 +50,9 @@ class Outcome:
     status: Optional[int] = attrs.field(default=None, eq=False)  # informational: not part of what an outcome is
 
 
+NOT_SENT = Outcome(RETRY, "not sent: the tracker was stopping", attempted=False)
+
+
 @attrs.frozen
 class RetryPolicy:
     """How long to wait between attempts, and when to give up.

@@ -14,7 +14,7 @@ import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from ._retry import DELIVERED, REJECTED, RetryPolicy
+from ._retry import DELIVERED, NOT_SENT, REJECTED, RETRY, Outcome, RetryPolicy
 from ._services import DeliverySink
 from ._spool import HEARTBEAT_SECONDS, Claim, Record, Spool
 from ._stats import GAVE_UP, Counters
@@ -34,6 +34,7 @@ class Sender:
         policy: RetryPolicy,
         on_exit: Callable[[], None] = lambda: None,
         rng: Optional[random.Random] = None,
+        now: Callable[[], float] = time.time,
     ) -> None:
         self._spool = spool
         self._sinks = list(sinks)
@@ -42,7 +43,8 @@ class Sender:
         self._counters = counters
         self._policy = policy
         self._random = rng or random.Random()
-        self._blocked_until: Dict[str, float] = {}  # per sink: no request before this wall time
+        self._now = now  # due times, back-off and ages: see _clock.steady_wall
+        self._blocked_until: Dict[str, float] = {}  # per sink: no request before this time
         self._last_error: Dict[str, str] = {}
         self._wake = threading.Event()
         self._stopping = False
@@ -81,13 +83,13 @@ class Sender:
             return self._condition.wait_for(lambda: self._idle_round >= target or not self.running, timeout)
 
     def next_due(self) -> Optional[float]:
-        """The wall time the earliest waiting record may be sent, or None if none waits."""
+        """In seconds from now, when the earliest waiting record may be sent; None if none waits."""
         times = []
         for sink in self._sinks:
             due = self._spool.next_due(sink.name)
             if due is not None:
                 times.append(max(due, self._blocked_until.get(sink.name, 0.0)))
-        return min(times) if times else None
+        return min(times) - self._now() if times else None
 
     def wait_until_due(self, seconds: float) -> None:
         """Block the caller (a flush) for ``seconds``, waking early if the sender stops."""
@@ -113,7 +115,7 @@ class Sender:
                     self.pending = self._spool.pending()
                 except Exception as error:  # never let the sender die: say so, and look again shortly
                     # The type only: a message could quote a request, and requests carry keys.
-                    log.error("playhooks sender failed (%s); it carries on", type(error).__name__)
+                    self._counters.say("sender", "playhooks sender failed (%s); it carries on", type(error).__name__, level=logging.ERROR)
                     idle, wait = True, _IDLE_WAIT
                 with self._condition:
                     if idle:
@@ -130,7 +132,7 @@ class Sender:
 
     def _round(self) -> Tuple[bool, float]:
         """Send one batch per sink that has work. Returns (nothing was due, seconds to sleep)."""
-        now = time.time()
+        now = self._now()
         if now >= self._next_heartbeat:  # the sender beats too: it may be busy while the worker waits
             self._next_heartbeat = now + HEARTBEAT_SECONDS
             self._spool.heartbeat()
@@ -153,45 +155,68 @@ class Sender:
         return idle, wait
 
     def _send(self, sink: DeliverySink, claims: List[Claim]) -> None:
+        """Send the claims' records and settle each claim.
+
+        Each delivery is noted as soon as it is known, and a stopping tracker stops between two
+        requests: only a request truly in flight when the process ends can be sent twice.
+        """
         if self._transport is None:
             self._transport = self._transport_factory()  # urllib3 loads on this thread, when first needed
-        records = [record for claim in claims for record in claim.records]
+        records = [(claim, record) for claim in claims for record in claim.records]
+        outcomes: List[Outcome] = []
+        answers: Any = ()
         try:
-            outcomes = sink.deliver([record.data for record in records], self._transport)
-        except Exception as error:  # a sink's bug must not strand its records in claimed/
-            log.error("%s failed to deliver (%s): its records go back to the queue", sink.name, type(error).__name__)
-            for claim in claims:
-                self._spool.release(claim)
-            return
-        settled = dict(zip(map(id, records), outcomes))
-        now = time.time()
-        for claim in claims:
-            retry: List[Record] = []
-            dead: List[Record] = []
-            for record in claim.records:
-                outcome = settled[id(record)]
+            answers = sink.deliver([record.data for _, record in records], self._transport, lambda: self._stopping)
+            for (claim, record), outcome in zip(records, answers):
+                outcomes.append(outcome)
                 if outcome.kind == DELIVERED:
+                    self._spool.mark_sent(claim, record)
                     self._counters.add("sent")
-                    continue
+        except Exception as error:  # a sink's bug must not strand its records in claimed/
+            self._counters.say(
+                f"deliver:{sink.name}", "%s failed to deliver (%s): its records go back to the queue",
+                sink.name, type(error).__name__, level=logging.ERROR,
+            )
+        finally:
+            if hasattr(answers, "close"):
+                answers.close()
+        outcomes += [NOT_SENT] * (len(records) - len(outcomes))
+        settled = dict(zip(map(id, (record for _, record in records)), outcomes))
+        for claim in claims:
+            if all(settled[id(record)] is NOT_SENT for record in claim.records):
+                self._spool.release(claim)  # untouched: back as it was
+            else:
+                self._settle(sink, claim, [settled[id(record)] for record in claim.records])
+
+    def _settle(self, sink: DeliverySink, claim: Claim, outcomes: List[Outcome]) -> None:
+        now = self._now()
+        retry: List[Record] = []
+        dead: List[Record] = []
+        for record, outcome in zip(claim.records, outcomes):
+            if outcome.kind == DELIVERED:
+                continue
+            record.created = min(record.created, now)  # from the "future" (the clock was set back): new now
+            if outcome is not NOT_SENT:
                 record.attempts += outcome.attempted
                 record.error = outcome.reason
                 self._last_error[sink.name] = outcome.reason
-                if outcome.kind == REJECTED:
-                    dead.append(record)
-                    self._counters.add("rejected")
-                    log.warning("%s refused %s %s: %s", sink.name, record.kind, record.id, outcome.reason)
-                elif self._policy.gives_up(record.attempts, now - record.created):
-                    dead.append(record)
-                    self._counters.drop(GAVE_UP, f"{sink.name}: {record.attempts} attempts, last: {outcome.reason}")
-                else:
-                    retry.append(record)
-            due = now
-            if retry:
-                # The records of a claim failed together and wait together: one file, one due time.
-                first = settled[id(retry[0])]
-                due = now + self._policy.delay(max(record.attempts for record in retry), first, self._random)
-                self._counters.add("retried", len(retry))
-                if first.retry_after is not None:
-                    # The service asked everyone to wait: nothing goes to it before then.
-                    self._blocked_until[sink.name] = max(self._blocked_until.get(sink.name, 0.0), due)
-            self._spool.settle(claim, [(record, due) for record in retry], dead)
+            if outcome.kind == REJECTED:
+                dead.append(record)
+                self._counters.add("rejected")
+                self._counters.say(f"rejected:{sink.name}", "%s refused %s %s: %s", sink.name, record.kind, record.id, outcome.reason)
+            elif self._policy.gives_up(record.attempts, now - record.created):
+                dead.append(record)
+                self._counters.drop(GAVE_UP, f"{sink.name}: {record.attempts} attempts, last: {outcome.reason}")
+            else:
+                retry.append(record)
+        due = now
+        first = next((outcome for outcome in outcomes if outcome.kind == RETRY), None)
+        if retry and first is not NOT_SENT and first is not None:
+            # The records of a claim failed together and wait together: one file, one due time.
+            due = now + self._policy.delay(max(record.attempts for record in retry), first, self._random)
+            self._counters.add("retried", len(retry))
+            if first.retry_after is not None:
+                # The service asked everyone to wait: nothing goes to it before then.
+                self._blocked_until[sink.name] = max(self._blocked_until.get(sink.name, 0.0), due)
+        self._spool.settle(claim, [(record, due) for record in retry], dead)
+

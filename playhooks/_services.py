@@ -6,12 +6,12 @@ its service's key and nothing else does: not the spool, not a log line, not a ``
 """
 
 import urllib.parse
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import attrs
 
 from ._errors import ConfigurationError, PayloadError
-from ._retry import DELIVERED, REJECTED, RETRY, Outcome
+from ._retry import DELIVERED, NOT_SENT, REJECTED, RETRY, Outcome
 from ._sinks import EVENT, SESSION, Payload, Sink
 
 PLAYCAMP_URL = "https://sdk-api.playcamp.io"
@@ -26,11 +26,12 @@ class DeliverySink(Sink):
 
     Attributes:
         name: the spool folder its records wait in.
-        max_batch: records one ``deliver`` call may take.
+        max_batch: records the sender claims at a time (more when one spool file holds more).
     """
 
     name = "delivery"
     max_batch = 1
+    _secrets: Tuple[str, ...] = ()  # the keys it sends: never to be stored or logged
 
     def send(self, payloads: Sequence[Payload]) -> None:  # pragma: no cover - the worker spools instead
         raise TypeError(f"{type(self).__name__} payloads go through the spool")
@@ -39,9 +40,20 @@ class DeliverySink(Sink):
         """The JSON to spool for a payload: the sink's own defaults filled in."""
         return data
 
-    def deliver(self, batch: List[Dict[str, Any]], transport: Any) -> List[Outcome]:
-        """Send a batch (``max_batch`` at most); one outcome per item, in order."""
+    def deliver(self, batch: List[Dict[str, Any]], transport: Any, stopping: Callable[[], bool] = bool) -> Iterator[Outcome]:
+        """Send a batch: one outcome per item, in order, each yielded as
+        soon as it is known, so the sender notes it at once. Once ``stopping()`` is true, no new
+        request is made: the items left are ``NOT_SENT``."""
         raise NotImplementedError
+
+    def scrub(self, outcome: Outcome) -> Outcome:
+        """The outcome with this sink's secrets cut out of its reason: a server or a proxy may echo
+        request headers in an error body, and reasons go to the log, ``stats()`` and ``dead/``."""
+        reason = outcome.reason
+        for secret in self._secrets:
+            for form in {secret, urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret)}:
+                reason = reason.replace(form, "[redacted]")
+        return outcome if reason == outcome.reason else attrs.evolve(outcome, reason=reason)
 
 
 class PlayCamp(DeliverySink):
@@ -81,6 +93,7 @@ class PlayCamp(DeliverySink):
         self.key_id = key_id
         self.name = name
         self._headers = {"Authorization": f"Bearer {api_key}"}
+        self._secrets = (api_key, secret)
         self._defaults = _session_defaults(campaign_id, creator_key, platform)
         if type(is_test) is not bool:
             raise ConfigurationError(f"is_test: must be True or False (got {is_test!r})")
@@ -89,24 +102,37 @@ class PlayCamp(DeliverySink):
     def prepare(self, data: Dict[str, Any]) -> Dict[str, Any]:
         return {**self._defaults, **data, **self._forced}
 
-    def deliver(self, batch: List[Dict[str, Any]], transport: Any) -> List[Outcome]:
+    def deliver(self, batch: List[Dict[str, Any]], transport: Any, stopping: Callable[[], bool] = bool) -> Iterator[Outcome]:
+        for start in range(0, len(batch), self.max_batch):
+            yield from self._deliver_some(batch[start : start + self.max_batch], transport, stopping)
+
+    def _deliver_some(self, batch: List[Dict[str, Any]], transport: Any, stopping: Callable[[], bool]) -> Iterator[Outcome]:
         from . import _wire
 
+        if stopping():
+            yield from [NOT_SENT] * len(batch)
+            return
         if len(batch) == 1:
             outcome, _ = transport.post(self.base_url + PLAYCAMP_SESSIONS, self._headers, _wire.encode(batch[0]))
-            return [outcome]
+            yield self.scrub(outcome)
+            return
         outcome, answer = transport.post(self.base_url + PLAYCAMP_BULK, self._headers, _wire.encode({"sessions": batch}))
+        outcome = self.scrub(outcome)
         if outcome.kind == REJECTED and outcome.status not in (401, 403):
             # Refused as a whole (too large, say): each session may still be fine on its own.
-            return [self.deliver([session], transport)[0] for session in batch]
+            for session in batch:
+                yield from self._deliver_some([session], transport, stopping)
+            return
         if outcome.kind != DELIVERED:
-            return [outcome] * len(batch)
+            yield from [outcome] * len(batch)
+            return
         results = {}
         data = answer.get("data") if isinstance(answer, dict) else None
         for item in data.get("results", []) if isinstance(data, dict) else []:
-            if isinstance(item, dict):
-                results[item.get("sessionId")] = item
-        return [_bulk_outcome(results.get(session["sessionId"])) for session in batch]
+            if isinstance(item, dict) and isinstance(item.get("sessionId"), str):
+                results[item["sessionId"]] = item
+        for session in batch:
+            yield self.scrub(_bulk_outcome(results.get(session["sessionId"])))
 
     def __repr__(self) -> str:
         return f"PlayCamp(base_url={self.base_url!r}, key_id={self.key_id!r})"
@@ -137,19 +163,22 @@ class PlayFab(DeliverySink):
         self.base_url = _checked_url("base_url", base_url or f"https://{title_id.lower()}.playfabapi.com")
         self.name = name
         self._headers = {"X-SecretKey": secret_key}
+        self._secrets = (secret_key,)
 
-    def deliver(self, batch: List[Dict[str, Any]], transport: Any) -> List[Outcome]:
+    def deliver(self, batch: List[Dict[str, Any]], transport: Any, stopping: Callable[[], bool] = bool) -> Iterator[Outcome]:
         from . import _wire
 
-        outcomes: List[Outcome] = []
-        for event in batch:
+        for sent, event in enumerate(batch, start=1):
+            if stopping():
+                yield from [NOT_SENT] * (len(batch) - sent + 1)
+                return
             outcome, _ = transport.post(self.base_url + PLAYFAB_EVENT, self._headers, _wire.encode(event))
-            outcomes.append(outcome)
+            outcome = self.scrub(outcome)
+            yield outcome
             if outcome.kind == RETRY:
                 # The service is failing or throttling: the rest of the batch waits with this one.
-                unsent = attrs.evolve(outcome, attempted=False)
-                return outcomes + [unsent] * (len(batch) - len(outcomes))
-        return outcomes
+                yield from [attrs.evolve(outcome, attempted=False)] * (len(batch) - sent)
+                return
 
     def __repr__(self) -> str:
         return f"PlayFab(title_id={self.title_id!r}, base_url={self.base_url!r})"

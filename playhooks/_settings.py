@@ -2,8 +2,9 @@
 
 import hashlib
 import os
+import stat
 import sys
-from typing import Any, Optional
+from typing import Any, List, Optional
 
 import attrs
 
@@ -106,6 +107,33 @@ class Settings:
         # never share a spool (the second would send the first's sessions with its own keys).
         digest = hashlib.sha256(os.path.abspath(script).encode("utf-8", "surrogateescape")).hexdigest()[:10]
         return os.path.join(_user_data_folder(), "playhooks", f"{program}-{digest}")
+
+
+def spool_folders(settings: Settings) -> List[str]:
+    """Where the spool may live, best first: the folder the settings name, then one of the same
+    name in a private folder under the system's temporary folder (for a read-only home)."""
+    folders = [settings.spool_folder()]
+    fallback = _private_temporary_folder()
+    if fallback is not None:
+        folders.append(os.path.join(fallback, os.path.basename(folders[0].rstrip("/\\")) or "spool"))
+    return folders
+
+
+def _private_temporary_folder() -> Optional[str]:
+    """``playhooks-<user>`` in the temporary folder, made ours alone; None where that cannot be
+    had safely (another user made it first, or it is a link planted to redirect our writes)."""
+    import tempfile
+
+    try:
+        user = os.getuid() if hasattr(os, "getuid") else 0
+        folder = os.path.join(tempfile.gettempdir(), f"playhooks-{user}")
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        status = os.lstat(folder)
+    except (OSError, FileNotFoundError):
+        return None
+    if hasattr(os, "getuid") and (status.st_uid != os.getuid() or stat.S_ISLNK(status.st_mode) or status.st_mode & 0o077):
+        return None
+    return folder
 
 
 def _user_data_folder() -> str:

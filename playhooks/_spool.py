@@ -5,6 +5,7 @@ Plain files, so it works without ``sqlite3`` (Ren'Py has none) and survives cras
     SPOOL/
       <destination>/queue/<due ms>-<count>-<created ms>-<id>.jsonl   records waiting to be sent
       <destination>/claimed/<owner>~<file name>            records a sender is sending now
+      <destination>/sent/<owner>~<file name>               ids of a claim's records already delivered
       dead/<destination>~<file name>                        records a service refused, or given up on
       quarantine/<file name>                                files that could not be read
       sessions/<session id>.json                            checkpoints of open sessions
@@ -14,51 +15,51 @@ Plain files, so it works without ``sqlite3`` (Ren'Py has none) and survives cras
 - Every write is atomic: a temporary file, fsync, rename (and an fsync of the folder on POSIX), so
   a file is either whole or absent.
 - A file holds the records of one worker round, so a round costs one fsync whatever it holds. The
-  name starts with the wall-clock millisecond the records are due, so a sorted listing is the
-  order to send in; it says how many records the file holds, so counting reads no file, and when
-  the oldest of them was accepted, which is what the bounds drop first.
+  name starts with the millisecond the records are due, so a sorted listing is the order to send
+  in; it says how many records the file holds, so counting reads no file, and when the oldest of
+  them was accepted, which is what the bounds drop first. A name whose numbers cannot be true (more
+  records than its bytes could hold) is quarantined, so it never drives the bounds.
 - A sender claims a file by renaming it into ``claimed/`` under its owner id: a rename succeeds
-  for one process only, so two processes sharing a spool never send the same record at once.
-  Files claimed by an owner that is gone (its process died) are put back in the queue.
-- Limits on records and bytes: past them dead letters go first, then the oldest files, events
-  before sessions (sessions are the playtime itself), each record counted as ``spool_full``.
+  for one process only, so two processes sharing a spool never send the same record at once. As
+  each record is delivered its id is noted in ``sent/``, so a claim taken back from a process that
+  stopped mid-claim is resent without what had already gone. Files claimed by an owner that is gone
+  (see ``_owners``) are put back in the queue.
+- Limits on records and bytes, kept as running totals and checked as records are written: past
+  them dead letters go first, then the oldest files, events before sessions (sessions are the
+  playtime itself), each record counted as ``spool_full``.
+- A disk that fails (full, read-only, the folder deleted or replaced by a file) loses nothing
+  already accepted: what cannot be written is held in memory, sent from there with the same
+  retries, and written out as soon as the disk takes writes again. ``problem`` says why meanwhile.
 """
 
 import json
 import logging
+import math
 import os
+import re
 import threading
 import time
 import uuid
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 import attrs
 
+from ._owners import HEARTBEAT_SECONDS, STALE_OWNER_SECONDS, beat, heartbeat_age, owner_is_alive
 from ._stats import SPOOL_FULL
+
+__all__ = ["HEARTBEAT_SECONDS", "STALE_OWNER_SECONDS", "Claim", "Record", "Spool"]
 
 log = logging.getLogger("playhooks")
 
 DEFAULT_MAX_RECORDS = 100_000
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
-STALE_OWNER_SECONDS = 120.0  # an owner whose heartbeat is older than this is taken for dead
-HEARTBEAT_SECONDS = 15.0
 _CLOCK_SET_BACK = 2 * 3600.0  # no retry waits this long, so a record due later than this is due now
 _SEPARATOR = "~"
-
-# Owners (pid.token) of trackers alive in this process: a pid check cannot tell them from a
-# closed tracker, or from the parent of a fork.
-_live_owners = set()
-_live_lock = threading.Lock()
-
-
-def _after_fork_in_child() -> None:
-    # Another thread may have held the lock at the fork; the child's copy would stay locked.
-    global _live_lock
-    _live_lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+_RESERVED = frozenset({"dead", "quarantine", "sessions", "owners", "tmp"})
+_NAME = re.compile(r"([0-9]{1,15})-([0-9]{1,9})-([0-9]{1,15})-[0-9a-z]{1,32}\.jsonl")
+_MIN_RECORD_BYTES = 16  # '{"id":"","data":{}}' and a newline: no record is shorter
+_MAX_ATTEMPTS = 10**6
+_DISK_RETRY_SECONDS = 1.0  # how often a failed disk is tried again
 
 
 @attrs.define
@@ -76,74 +77,58 @@ class Record:
         fields = {"id": self.id, "kind": self.kind, "data": self.data, "attempts": self.attempts, "created": self.created}
         if self.error:
             fields["error"] = self.error
-        return json.dumps(fields, ensure_ascii=False, separators=(",", ":")) + "\n"
+        return json.dumps(fields, ensure_ascii=False, separators=(",", ":"), allow_nan=False) + "\n"
 
     @classmethod
     def from_line(cls, line: str) -> "Record":
+        """The record of one line; ``ValueError`` for anything this module would not have written."""
         fields = json.loads(line)
         if not (isinstance(fields, dict) and isinstance(fields.get("data"), dict) and isinstance(fields.get("id"), str)):
             raise ValueError("not a spool record")
-        return cls(
-            id=fields["id"],
-            kind=str(fields.get("kind", "")),
-            data=fields["data"],
-            attempts=int(fields.get("attempts", 0)),
-            created=float(fields.get("created", 0.0)),
-            error=fields.get("error"),
-        )
+        attempts, created = fields.get("attempts", 0), fields.get("created", 0.0)
+        error, kind = fields.get("error"), fields.get("kind", "")
+        if type(attempts) is not int or not 0 <= attempts < _MAX_ATTEMPTS:
+            raise ValueError("attempts out of range")
+        if type(created) not in (int, float) or not math.isfinite(created):
+            raise ValueError("created is not a time")
+        if not (error is None or isinstance(error, str)) or not isinstance(kind, str):
+            raise ValueError("not a spool record")
+        return cls(id=fields["id"], kind=kind, data=fields["data"], attempts=attempts, created=float(created), error=error)
 
 
 @attrs.frozen
 class Claim:
-    """Records taken from the queue by this process, to send and then settle."""
+    """Records taken from the queue by this process, to send and then settle.
+
+    ``path`` is None for records held in memory because the disk would not take them.
+    """
 
     destination: str
-    path: str
+    path: Optional[str]
     records: Tuple[Record, ...]
+    name: str = ""
+    size: int = 0
 
 
-def new_owner() -> str:
-    """An id for a tracker that is unique across processes and time: ``<pid>.<random>``."""
-    owner = f"{os.getpid()}.{uuid.uuid4().hex[:12]}"
-    with _live_lock:
-        _live_owners.add(owner)
-    return owner
+@attrs.define
+class _Held:
+    """A file's worth of records the disk would not take, kept until it does."""
 
-
-def retire_owner(owner: str) -> None:
-    with _live_lock:
-        _live_owners.discard(owner)
-
-
-def owner_is_alive(owner: str, heartbeat_age: Optional[float]) -> bool:
-    """Whether the tracker ``owner`` may still be working on what it claimed."""
-    pid_text, _, _ = owner.partition(".")
-    try:
-        pid = int(pid_text)
-    except ValueError:
-        return False
-    if pid == os.getpid():
-        with _live_lock:
-            return owner in _live_owners
-    if os.name == "posix":
-        try:
-            os.kill(pid, 0)  # signal 0 only asks whether the process exists
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            pass  # it exists, under another user
-    # The pid exists (or cannot be checked here): a stale heartbeat means it was reused.
-    return heartbeat_age is not None and heartbeat_age < STALE_OWNER_SECONDS
+    name: str
+    data: bytes
+    records: List[Record]
 
 
 class Spool:
-    """A spool directory, as one tracker (``owner``) uses it.
+    """A spool directory, as one tracker (``owner``) uses it. Thread-safe.
 
     Args:
         directory: the folder; made if missing.
-        owner: this tracker's id, from ``new_owner``.
+        owner: this tracker's id, from ``_owners.new_owner``.
         drop: called with (reason, detail, how many records) for each record dropped.
         max_records, max_bytes: the bounds past which the oldest records are dropped.
+        expendable: destinations whose records go first when over the bounds (events).
+        now: the clock due and created times are read from (see ``_clock.steady_wall``).
     """
 
     def __init__(
@@ -153,52 +138,165 @@ class Spool:
         drop: Callable[[str, str, int], None],
         max_records: int = DEFAULT_MAX_RECORDS,
         max_bytes: int = DEFAULT_MAX_BYTES,
+        expendable: Sequence[str] = (),
+        now: Callable[[], float] = time.time,
     ) -> None:
         self.directory = os.path.abspath(directory)
         self.owner = owner
         self._drop = drop
         self.max_records = max_records
         self.max_bytes = max_bytes
+        self.expendable = list(expendable)
+        self._now = now
         self.quarantined = 0
-        self.estimated_records = 0  # as of the last check of the bounds, plus what was put since
-        for folder in ("dead", "quarantine", "sessions", "owners", "tmp"):
-            os.makedirs(os.path.join(self.directory, folder), exist_ok=True)
-        self.heartbeat()
+        self.problem: Optional[str] = None  # why the disk is not being used, while it is not
+        self._lock = threading.RLock()
+        self._held: Dict[str, List[_Held]] = {}  # per destination, oldest first
+        self._held_dead: List[Tuple[str, bytes]] = []
+        self._unremoved: Set[str] = set()  # settled claims the disk would not let go of
+        self._in_flight: Dict[int, List[int]] = {}  # id(claim) -> [records, delivered, held in memory]
+        self._next_disk_retry = 0.0
+        self.records = 0  # running totals of what is queued, claimed or held (dead letters: bytes only)
+        self.bytes = 0
+        try:
+            self._make_folders()
+            self.heartbeat()
+        except OSError as error:
+            self._disk_failed(error)
+        self.recount()
+
+    @property
+    def estimated_records(self) -> int:
+        return self.records
 
     # -- writing ---------------------------------------------------------------------------------
 
-    def put(self, destination: str, records: Sequence[Record], due: float) -> None:
-        """Add records, due to be sent at wall-clock time ``due``, in one atomic file."""
-        if not records:
-            return
-        created = min(record.created for record in records)
-        name = f"{int(due * 1000):013d}-{len(records)}-{int(created * 1000):013d}-{uuid.uuid4().hex[:12]}.jsonl"
-        self.estimated_records += len(records)
-        self._write(self._folder(destination, "queue"), name, "".join(record.to_line() for record in records))
+    def put(self, destination: str, records: Sequence[Record], due: float) -> bool:
+        """Add records, due to be sent at time ``due``, in one atomic file (or held, if the disk fails).
 
-    def _write(self, folder: str, name: str, text: str) -> None:
+        A record that cannot be encoded is dropped alone, counted as ``invalid_<kind>``.
+
+        Returns:
+            whether they reached the disk (False: held in memory, or nothing to write).
+        """
+        lines, kept = [], []
+        for record in records:
+            try:
+                lines.append(record.to_line().encode("utf-8"))
+                kept.append(record)
+            except (TypeError, ValueError, OverflowError, RecursionError) as error:
+                self._drop(f"invalid_{record.kind}", f"cannot be written ({type(error).__name__})", 1)
+        if not kept:
+            return False
+        created = min(record.created for record in kept)
+        name = f"{_millis(due):013d}-{len(kept)}-{_millis(created):013d}-{uuid.uuid4().hex[:12]}.jsonl"
+        data = b"".join(lines)
+        with self._lock:
+            self.records += len(kept)
+            self.bytes += len(data)
+        on_disk = self._write_or_hold(destination, name, data, kept)
+        if self.records > self.max_records or self.bytes > self.max_bytes:
+            self.enforce_limits()
+        return on_disk
+
+    def _write_or_hold(self, destination: str, name: str, data: bytes, records: List[Record]) -> bool:
+        """Write a queue file; if the disk fails, hold it in memory. True if it reached the disk."""
+        try:
+            self._write(os.path.join(self.directory, destination, "queue"), name, data)
+            return True
+        except OSError as error:
+            self._disk_failed(error)
+            with self._lock:
+                self._hold(destination, _Held(name, data, records))
+            return False
+
+    def _hold(self, destination: str, entry: _Held) -> None:
+        held = self._held.setdefault(destination, [])
+        held.append(entry)
+        held.sort(key=lambda each: each.name)
+
+    def _write(self, folder: str, name: str, data: bytes) -> None:
         temporary = os.path.join(self.directory, "tmp", f"{self.owner}{_SEPARATOR}{name}")
-        with open(temporary, "w", encoding="utf-8") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, os.path.join(folder, name))
-        _fsync_folder(folder)
+        for last_try in (False, True):
+            try:
+                with open(temporary, "wb") as file:
+                    file.write(data)
+                    file.flush()
+                    os.fsync(file.fileno())
+                os.replace(temporary, os.path.join(folder, name))
+                _fsync_folder(folder)
+                return
+            except FileNotFoundError:
+                _remove(temporary)
+                if last_try:
+                    raise
+                self._make_folders(folder)  # deleted under us: make it again, once
+            except OSError:
+                _remove(temporary)  # a full disk must not also fill tmp/ with halves
+                raise
 
-    def _folder(self, destination: str, part: str) -> str:
-        folder = os.path.join(self.directory, destination, part)
-        os.makedirs(folder, exist_ok=True)
-        return folder
+    def _make_folders(self, *more: str) -> None:
+        for folder in (*(os.path.join(self.directory, part) for part in sorted(_RESERVED)), *more):
+            os.makedirs(folder, exist_ok=True)
+
+    def _disk_failed(self, error: OSError) -> None:
+        reason = f"cannot write {self.directory} ({error.strerror or type(error).__name__}): holding payloads in memory"
+        with self._lock:
+            first = self.problem is None
+            self.problem = reason
+            self._next_disk_retry = time.monotonic() + _DISK_RETRY_SECONDS
+        if first:
+            log.warning("playhooks spool: %s", reason)
+
+    def retry_disk(self) -> None:
+        """Write out what the disk refused before, if it takes writes again (at most once a second)."""
+        with self._lock:
+            if self.problem is None or time.monotonic() < self._next_disk_retry:
+                return
+            self._next_disk_retry = time.monotonic() + _DISK_RETRY_SECONDS
+            held = [(destination, entry) for destination, entries in self._held.items() for entry in entries]
+            dead, self._held_dead = self._held_dead, []
+            unremoved = set(self._unremoved)
+        try:
+            self._make_folders()
+            self.heartbeat()
+            for path in unremoved:
+                if _remove(path) or not os.path.exists(path):
+                    self._unremoved.discard(path)
+            for destination, entry in held:
+                self._write(os.path.join(self.directory, destination, "queue"), entry.name, entry.data)
+                with self._lock:
+                    entries = self._held.get(destination, [])
+                    if entry in entries:  # not claimed meanwhile
+                        entries.remove(entry)
+                    else:
+                        _remove(os.path.join(self.directory, destination, "queue", entry.name))
+            while dead:
+                self._write(os.path.join(self.directory, "dead"), *dead[0])
+                dead.pop(0)
+        except OSError as error:
+            with self._lock:
+                self._held_dead = dead + self._held_dead
+            self._disk_failed(error)
+            return
+        with self._lock:
+            recovered = not self._unremoved and not any(self._held.values()) and not self._held_dead
+            if recovered:
+                self.problem = None
+        if recovered:
+            log.warning("playhooks spool: %s takes writes again", self.directory)
 
     # -- sending ---------------------------------------------------------------------------------
 
     def claim_due(self, destination: str, now: float, max_records: int) -> List[Claim]:
         """Take files whose records are due, oldest first, up to about ``max_records`` records."""
-        queue = self._folder(destination, "queue")
-        claimed_folder = self._folder(destination, "claimed")
+        queue = os.path.join(self.directory, destination, "queue")
+        claimed_folder = os.path.join(self.directory, destination, "claimed")
+        with self._lock:
+            held = {entry.name: entry for entry in self._held.get(destination, [])}
         claims: List[Claim] = []
         taken = 0
-        for name in sorted(os.listdir(queue)):
+        for name in sorted(set(_list(queue)) | set(held)):
             due, count, _ = _parse_name(name)
             if due is None:
                 self._quarantine(os.path.join(queue, name), name)
@@ -207,28 +305,61 @@ class Spool:
                 continue  # not yet. (Much later than any wait means the wall clock was set back.)
             if claims and taken + count > max_records:
                 break
-            claimed = os.path.join(claimed_folder, f"{self.owner}{_SEPARATOR}{name}")
-            try:
-                os.rename(os.path.join(queue, name), claimed)
-            except FileNotFoundError:
-                continue  # another process claimed it first
-            records = self._read(claimed, name)
-            if records is not None:
-                claims.append(Claim(destination, claimed, tuple(records)))
-                taken += len(records)
+            claim = self._claim_held(destination, held[name]) if name in held else self._claim_file(destination, queue, claimed_folder, name, count)
+            if claim is not None:
+                claims.append(claim)
+                taken += len(claim.records)
         return claims
 
-    def _read(self, path: str, name: str) -> Optional[List[Record]]:
+    def _claim_held(self, destination: str, entry: _Held) -> Optional[Claim]:
+        with self._lock:
+            entries = self._held.get(destination, [])
+            if entry not in entries:
+                return None
+            entries.remove(entry)
+            claim = Claim(destination, None, tuple(entry.records), entry.name, len(entry.data))
+            self._in_flight[id(claim)] = [len(claim.records), 0, 1]
+        return claim
+
+    def _claim_file(self, destination: str, queue: str, claimed_folder: str, name: str, count: int) -> Optional[Claim]:
+        source, claimed = os.path.join(queue, name), os.path.join(claimed_folder, f"{self.owner}{_SEPARATOR}{name}")
         try:
-            with open(path, encoding="utf-8") as file:
-                records = [Record.from_line(line) for line in file if line.strip()]
+            try:
+                os.rename(source, claimed)
+            except FileNotFoundError:
+                if not os.path.exists(source):
+                    return None  # another process claimed it first
+                os.makedirs(claimed_folder, exist_ok=True)  # deleted under us
+                os.rename(source, claimed)
+        except FileNotFoundError:
+            return None
+        except OSError as error:  # a read-only folder: it stays queued, for when the disk recovers
+            self._disk_failed(error)
+            return None
+        records, size = self._read(claimed, name)
+        if records is None:
+            return None
+        if len(records) != count:  # the name does not tell the truth: not a file this spool wrote
+            log.warning("spool file %s holds %d records, not %d: quarantined", name, len(records), count)
+            self._quarantine(claimed, name)
+            return None
+        claim = Claim(destination, claimed, tuple(records), name, size)
+        with self._lock:
+            self._in_flight[id(claim)] = [len(records), 0, 0]
+        return claim
+
+    def _read(self, path: str, name: str) -> Tuple[Optional[List[Record]], int]:
+        try:
+            with open(path, "rb") as file:
+                data = file.read()
+            records = [Record.from_line(line) for line in data.decode("utf-8").splitlines() if line.strip()]
             if not records:
                 raise ValueError("empty")
-            return records
-        except (OSError, ValueError, TypeError, UnicodeDecodeError) as error:
+            return records, len(data)
+        except (OSError, ValueError, TypeError, OverflowError, RecursionError) as error:
             log.warning("spool file %s is unreadable (%s): quarantined", name, type(error).__name__)
             self._quarantine(path, name)
-            return None
+            return None, 0
 
     def _quarantine(self, path: str, name: str) -> None:
         try:
@@ -237,71 +368,147 @@ class Spool:
             return
         self.quarantined += 1
 
+    def mark_sent(self, claim: Claim, record: Record) -> None:
+        """Note that ``record`` of ``claim`` was delivered, as soon as it was: if this process stops
+        before the claim is settled, whoever takes the claim back does not send it again."""
+        with self._lock:
+            if id(claim) in self._in_flight:
+                self._in_flight[id(claim)][1] += 1
+        if claim.path is None:
+            return
+        journal = self._journal_path(claim)
+        try:
+            try:
+                file = open(journal, "a", encoding="utf-8")
+            except FileNotFoundError:
+                os.makedirs(os.path.dirname(journal), exist_ok=True)
+                file = open(journal, "a", encoding="utf-8")
+            with file:
+                file.write(record.id + "\n")  # no fsync: the kernel keeps it past the process's end
+        except OSError:
+            pass  # at worst, resent after a crash: the guarantee is at-least-once
+
     def settle(self, claim: Claim, retry: Sequence[Tuple[Record, float]], dead: Sequence[Record]) -> None:
         """Finish a claim: records to retry go back to the queue with their due times, the dead to
         ``dead/``; the rest were delivered. Written before the claim is removed, so a crash
         in between resends rather than loses."""
-        if not os.path.exists(claim.path):
+        with self._lock:
+            in_flight = self._in_flight.pop(id(claim), None)
+        if in_flight is None or (claim.path is not None and not os.path.exists(claim.path)):
             return  # taken back (this tracker was closed mid-send): whoever took it sends it
+        with self._lock:
+            self.records -= len(claim.records)
+            self.bytes -= claim.size
         by_due: Dict[int, List[Record]] = {}
         for record, due in retry:
-            by_due.setdefault(int(due * 1000), []).append(record)
+            by_due.setdefault(_millis(due), []).append(record)
         for due_ms, records in by_due.items():
             self.put(claim.destination, records, due_ms / 1000)
         if dead:
-            name = f"{claim.destination}{_SEPARATOR}{int(time.time() * 1000):013d}-{len(dead)}-{uuid.uuid4().hex[:12]}.jsonl"
-            self._write(os.path.join(self.directory, "dead"), name, "".join(record.to_line() for record in dead))
+            self._bury(claim.destination, dead)
+        if claim.path is not None:
+            self._let_go(claim.path)
+            _remove(self._journal_path(claim))
+
+    def _bury(self, destination: str, dead: Sequence[Record]) -> None:
+        name = f"{destination}{_SEPARATOR}{_millis(time.time()):013d}-{len(dead)}-{uuid.uuid4().hex[:12]}.jsonl"
+        data = "".join(record.to_line() for record in dead).encode("utf-8")
+        with self._lock:
+            self.bytes += len(data)
         try:
-            os.remove(claim.path)
+            self._write(os.path.join(self.directory, "dead"), name, data)
+        except OSError as error:
+            self._disk_failed(error)
+            with self._lock:
+                self._held_dead.append((name, data))
+
+    def _let_go(self, path: str) -> None:
+        try:
+            os.remove(path)
         except FileNotFoundError:
             pass
+        except OSError as error:  # a read-only folder: removed when the disk recovers
+            self._disk_failed(error)
+            with self._lock:
+                self._unremoved.add(path)
+
+    def _journal_path(self, claim: Claim) -> str:
+        return os.path.join(self.directory, claim.destination, "sent", os.path.basename(claim.path or ""))
 
     def release(self, claim: Claim) -> None:
-        """Put a claim back in the queue untouched (the tracker is stopping mid-send)."""
-        name = os.path.basename(claim.path).split(_SEPARATOR, 1)[1]
-        try:
-            os.replace(claim.path, os.path.join(self._folder(claim.destination, "queue"), name))
-        except OSError:
-            pass
+        """Put a claim back in the queue untouched (the tracker is stopping mid-send, or the sink failed)."""
+        with self._lock:
+            if self._in_flight.pop(id(claim), None) is None:
+                return
+        if claim.path is not None:
+            try:
+                os.replace(claim.path, os.path.join(self.directory, claim.destination, "queue", claim.name))
+                _remove(self._journal_path(claim))
+                return
+            except OSError as error:  # hold the records; the claimed file goes once the disk lets it
+                self._disk_failed(error)
+                with self._lock:
+                    self._unremoved.add(claim.path)
+        data = b"".join(record.to_line().encode("utf-8") for record in claim.records)
+        with self._lock:
+            self._hold(claim.destination, _Held(claim.name, data, list(claim.records)))
 
     # -- looking after the spool -----------------------------------------------------------------
 
     def destinations(self) -> List[str]:
-        reserved = {"dead", "quarantine", "sessions", "owners", "tmp"}
-        return sorted(
+        on_disk = [
             name
-            for name in os.listdir(self.directory)
-            if name not in reserved and os.path.isdir(os.path.join(self.directory, name, "queue"))
-        )
+            for name in _list(self.directory)
+            if name not in _RESERVED and os.path.isdir(os.path.join(self.directory, name, "queue"))
+        ]
+        with self._lock:
+            return sorted(set(on_disk) | {name for name, entries in self._held.items() if entries})
 
     def pending(self, destination: Optional[str] = None) -> int:
-        """Records waiting or being sent (counted from file names, no file read)."""
+        """Records waiting or being sent, less those of this process's claims already delivered."""
         total = 0
         for name in [destination] if destination else self.destinations():
             for part in ("queue", "claimed"):
                 for file_name in _list(os.path.join(self.directory, name, part)):
                     total += _parse_name(file_name.split(_SEPARATOR)[-1])[1]
-        return total
+        with self._lock:
+            for held_destination, entries in self._held.items():
+                if destination in (None, held_destination):
+                    total += sum(len(entry.records) for entry in entries)
+            if destination is None:
+                total += self._in_flight_adjustment()
+        return max(0, total)
+
+    def _in_flight_adjustment(self) -> int:
+        """Claims under way: a claimed file still names its delivered records; a claim from memory
+        is in no listing at all."""
+        return sum(records - delivered if held else -delivered for records, delivered, held in self._in_flight.values())
 
     def next_due(self, destination: str) -> Optional[float]:
         """When the earliest waiting record of ``destination`` is due, or None if none waits."""
         names = sorted(_list(os.path.join(self.directory, destination, "queue")))
-        return _parse_name(names[0])[0] if names else None
+        with self._lock:
+            names += [entry.name for entry in self._held.get(destination, [])]
+        dues = [due for due in (_parse_name(name)[0] for name in names) if due is not None]
+        return min(dues) if dues else None
 
     def reclaim(self) -> int:
-        """Return to the queue what dead owners had claimed, and clear their temporary files."""
+        """Return to the queue what dead owners had claimed, less what they had already delivered,
+        and clear their temporary files."""
         ages = self._heartbeat_ages()
         returned = 0
         for destination in self.destinations():
             claimed = os.path.join(self.directory, destination, "claimed")
+            sent = os.path.join(self.directory, destination, "sent")
             for name in _list(claimed):
                 owner, _, original = name.partition(_SEPARATOR)
                 if original and not owner_is_alive(owner, ages.get(owner)):
-                    try:
-                        os.replace(os.path.join(claimed, name), os.path.join(self.directory, destination, "queue", original))
+                    if self._return(destination, os.path.join(claimed, name), os.path.join(sent, name), original):
                         returned += 1
-                    except OSError:
-                        pass  # another process reclaimed it
+            for name in _list(sent):
+                owner = name.partition(_SEPARATOR)[0]
+                if not os.path.exists(os.path.join(claimed, name)) and not owner_is_alive(owner, ages.get(owner)):
+                    _remove(os.path.join(sent, name))
         tmp = os.path.join(self.directory, "tmp")
         for name in _list(tmp):
             owner = name.partition(_SEPARATOR)[0]
@@ -312,18 +519,51 @@ class Spool:
                 _remove(os.path.join(self.directory, "owners", owner))
         return returned
 
-    def enforce_limits(self, expendable: Sequence[str]) -> None:
-        """Drop the oldest waiting files while over a bound: first from the ``expendable`` destinations.
+    def _return(self, destination: str, claimed: str, journal: str, original: str) -> bool:
+        """Put a dead owner's claim back in the queue, without the records it had delivered."""
+        queue = os.path.join(self.directory, destination, "queue")
+        try:
+            with open(journal, encoding="utf-8") as file:
+                delivered = set(file.read().split())
+        except OSError:
+            delivered = set()
+        try:
+            if not delivered:
+                os.replace(claimed, os.path.join(queue, original))
+                return True
+            records, _ = self._read(claimed, original)
+            if records is None:
+                return False
+            left = [record for record in records if record.id not in delivered]
+            due, _, _ = _parse_name(original)
+            if left:
+                self.put(destination, left, due if due is not None else self._now())
+            os.remove(claimed)
+            _remove(journal)
+            return True
+        except OSError:
+            return False  # another process reclaimed it
 
-        Files being sent count towards the bounds but are not dropped.
+    def recount(self) -> None:
+        """Set the running totals from what is on disk (other processes write too) and in memory."""
+        self.enforce_limits(drop=False)
+
+    def enforce_limits(self, expendable: Optional[Sequence[str]] = None, drop: bool = True) -> None:
+        """Recount, then drop the oldest waiting files while over a bound: first from the
+        ``expendable`` destinations. Files being sent count towards the bounds but are not dropped.
         """
+        expendable = self.expendable if expendable is None else expendable
         files: List[Tuple[int, int, str, int, int]] = []  # (rank, created ms, path, records, bytes)
         records = size = 0
         for destination in self.destinations():
             rank = 0 if destination in expendable else 1
             for part in ("queue", "claimed"):
                 for path, name, stat in _stat_files(os.path.join(self.directory, destination, part)):
-                    _, count, created = _parse_name(name.split(_SEPARATOR)[-1])
+                    original = name.split(_SEPARATOR)[-1]
+                    _, count, created = _parse_name(original)
+                    if count * _MIN_RECORD_BYTES > stat.st_size:  # a name no file of ours would have
+                        self._quarantine(path, original)
+                        continue
                     records += count
                     size += stat.st_size
                     if part == "queue":
@@ -333,23 +573,49 @@ class Spool:
         for path, _, stat in _stat_files(os.path.join(self.directory, "dead")):
             size += stat.st_size
             dead.append((-1, 0, path, 0, stat.st_size))
-        self.estimated_records = records
+        with self._lock:
+            for destination, entries in self._held.items():
+                rank = 0 if destination in expendable else 1
+                for entry in entries:
+                    records += len(entry.records)
+                    size += len(entry.data)
+                    files.append((rank, _parse_name(entry.name)[2], f"{destination}/{entry.name}", len(entry.records), len(entry.data)))
+            records += self._in_flight_adjustment()
+            self.records, self.bytes = records, size
+        if not drop:
+            return
         for _, _, path, count, bytes_ in sorted(dead) + sorted(files):
-            if records <= self.max_records and size <= self.max_bytes:
+            if self.records <= self.max_records and self.bytes <= self.max_bytes:
                 break
-            if _remove(path):
-                records -= count
-                size -= bytes_
-                self.estimated_records -= count
+            if self._forget(path):
+                with self._lock:
+                    self.records -= count
+                    self.bytes -= bytes_
                 if count:
                     self._drop(SPOOL_FULL, f"the spool is over its bounds: dropped {os.path.basename(path)}", count)
+
+    def _forget(self, path: str) -> bool:
+        """Remove a file, or a held entry given as ``destination/name``."""
+        if os.path.isabs(path):
+            return _remove(path)
+        destination, _, name = path.partition("/")
+        with self._lock:
+            entries = self._held.get(destination, [])
+            for entry in entries:
+                if entry.name == name:
+                    entries.remove(entry)
+                    return True
+        return False
 
     # -- sessions --------------------------------------------------------------------------------
 
     def checkpoint(self, session_id: str, state: Dict[str, Any]) -> None:
-        """Save where an open session stands, so a crash can be recovered from."""
+        """Save where an open session stands, so a crash can be recovered from (best effort)."""
         state = dict(state, owner=self.owner)
-        self._write(os.path.join(self.directory, "sessions"), f"{session_id}.json", json.dumps(state))
+        try:
+            self._write(os.path.join(self.directory, "sessions"), f"{session_id}.json", json.dumps(state).encode("utf-8"))
+        except OSError as error:
+            self._disk_failed(error)
 
     def forget_checkpoint(self, session_id: str) -> None:
         _remove(os.path.join(self.directory, "sessions", f"{session_id}.json"))
@@ -378,7 +644,7 @@ class Spool:
                 owner = state["owner"]
                 if not isinstance(owner, str):
                     raise TypeError("owner")
-            except (OSError, ValueError, KeyError, TypeError):
+            except (OSError, ValueError, KeyError, TypeError, RecursionError):
                 self._quarantine(path, name)
                 continue
             if not taker and owner_is_alive(owner, ages.get(owner)):
@@ -392,35 +658,40 @@ class Spool:
             _remove(taken)
 
     def heartbeat(self) -> None:
-        path = os.path.join(self.directory, "owners", self.owner)
-        with open(path, "a", encoding="utf-8"):
-            pass
-        os.utime(path)
+        try:
+            beat(os.path.join(self.directory, "owners", self.owner))
+        except OSError as error:
+            self._disk_failed(error)
 
     def _heartbeat_ages(self) -> Dict[str, float]:
-        now = time.time()
-        return {name: now - stat.st_mtime for _, name, stat in _stat_files(os.path.join(self.directory, "owners"))}
+        return {
+            name: heartbeat_age(path, stat.st_mtime) for path, name, stat in _stat_files(os.path.join(self.directory, "owners"))
+        }
 
     def close(self) -> None:
         _remove(os.path.join(self.directory, "owners", self.owner))
 
 
+def _millis(seconds: float) -> int:
+    """Whole milliseconds, clamped to what a name can hold (a clock may say anything)."""
+    if not math.isfinite(seconds):
+        return 0
+    return min(max(int(seconds * 1000), 0), 10**15 - 1)
+
+
 def _parse_name(name: str) -> Tuple[Optional[float], int, int]:
     """(due seconds, record count, created ms) from ``<due ms>-<count>-<created ms>-<id>.jsonl``;
     (None, 0, 0) if malformed."""
-    parts = name.split("-")
-    if len(parts) != 4 or not name.endswith(".jsonl"):
+    match = _NAME.fullmatch(name)
+    if match is None or int(match.group(2)) < 1:
         return None, 0, 0
-    try:
-        return int(parts[0]) / 1000, int(parts[1]), int(parts[2])
-    except ValueError:
-        return None, 0, 0
+    return int(match.group(1)) / 1000, int(match.group(2)), int(match.group(3))
 
 
 def _list(folder: str) -> List[str]:
     try:
         return os.listdir(folder)
-    except FileNotFoundError:
+    except OSError:  # missing, or no longer a folder: nothing to list
         return []
 
 
@@ -433,9 +704,9 @@ def _stat_files(folder: str) -> List[Tuple[str, str, os.stat_result]]:
                 try:
                     if entry.is_file():
                         found.append((entry.path, entry.name, entry.stat()))
-                except FileNotFoundError:
+                except OSError:
                     continue  # claimed, settled or closed between the listing and the stat
-    except FileNotFoundError:
+    except OSError:
         pass
     return found
 
@@ -457,3 +728,22 @@ def _fsync_folder(folder: str) -> None:
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
+
+
+def open_spool(folders: Sequence[str], owner: str, drop: Callable[[str, str, int], None], *args: Any, **options: Any) -> Spool:
+    """The spool in the first of ``folders`` that can be written; if none can, one in the first
+    folder that holds payloads in memory and keeps trying the disk (see ``Spool.problem``).
+
+    A read-only home or a full disk is the player's machine, not a programming error: the game
+    must start, and its payloads still go out.
+    """
+    first: Optional[Spool] = None
+    for folder in folders:
+        spool = Spool(folder, owner, drop, *args, **options)
+        if spool.problem is None:
+            if first is not None:
+                log.warning("playhooks spool: using %s instead of %s (%s)", folder, first.directory, first.problem)
+            return spool
+        first = first or spool
+    assert first is not None, "no folder to try"
+    return first

@@ -18,9 +18,12 @@ from ._pipeline import EVENT_MODEL, RAW_EVENT, SEGMENT, Pipeline
 from ._sender import Sender
 from ._services import DeliverySink
 from ._session import Segment, Session, SessionOptions
-from ._settings import Settings
 from ._sinks import CallbackSink, Sink
-from ._spool import Spool, new_owner, retire_owner
+from ._owners import new_owner, retire_owner
+from ._settings import Settings, spool_folders
+from ._sinks import EVENT
+from ._spool import Spool, open_spool
+from ._clock import steady_wall
 from ._stats import INVALID_EVENT, INVALID_SESSION, QUEUE_FULL, TRACKER_CLOSED, Counters
 from ._worker import Worker, new_queue
 
@@ -106,20 +109,20 @@ class Tracker:
         self._queue = new_queue()
         self._spool: Optional[Spool] = None
         self._sender: Optional[Sender] = None
+        now = steady_wall()
         delivery = [sink for sink in self.sinks if isinstance(sink, DeliverySink)]
         if delivery:
             settings = self.settings
             self._owner = new_owner()
-            try:
-                self._spool = Spool(
-                    settings.spool_folder(),
-                    self._owner,
-                    self._counters.drop,
-                    settings.max_spool_records,
-                    settings.max_spool_bytes,
-                )
-            except OSError as error:
-                raise ConfigurationError(f"spool_dir: cannot use {settings.spool_folder()!r} ({error.strerror})") from None
+            self._spool = open_spool(
+                spool_folders(settings),
+                self._owner,
+                self._counters.drop,
+                settings.max_spool_records,
+                settings.max_spool_bytes,
+                expendable=[sink.name for sink in delivery if EVENT in sink.kinds],
+                now=now,
+            )
             spool, owner = self._spool, self._owner
             self._sender = Sender(
                 self._spool,
@@ -128,6 +131,7 @@ class Tracker:
                 self._counters,
                 settings.retry,
                 on_exit=lambda: _retire(spool, owner),
+                now=now,
             )
         self._pipeline = Pipeline(
             self.sinks,
@@ -136,8 +140,9 @@ class Tracker:
             checkpoints=self._checkpoints,
             checkpoint_interval=self.settings.checkpoint_interval,
             on_spooled=self._sender.kick if self._sender else lambda: None,
+            now=now,
         )
-        self._worker = Worker(self._queue, self._pipeline, self.settings.flush_interval)
+        self._worker = Worker(self._queue, self._pipeline, self.settings.flush_interval, self._counters)
 
     @classmethod
     def from_env(cls, sinks: Iterable[SinkLike] = (), environ: Optional[Mapping[str, str]] = None, **settings: Any) -> "Tracker":
@@ -184,11 +189,9 @@ class Tracker:
         Raises:
             PayloadError: only when strict, naming the bad option and its rule.
         """
-        if self._closed:
-            return self._refuse(TRACKER_CLOSED, "on_session_start after close()")
         try:
-            options = SessionOptions(
-                user_id=user_id,
+            return self._start_session(
+                user_id,
                 campaign_id=campaign_id,
                 creator_key=creator_key,
                 platform=platform,
@@ -198,12 +201,17 @@ class Tracker:
                 playfab_id=playfab_id,
                 character_id=character_id,
             )
-        except PayloadError as error:
-            if self._strict:
-                raise
-            return self._refuse(INVALID_SESSION, str(error))
-        session = Session(options, self._clock)
+        except Exception as error:  # a hook must never raise into the game, nor in strict mode but for bad input
+            self._refuse_or_raise(INVALID_SESSION, "on_session_start", error)
+            return None
+
+    def _start_session(self, user_id: str, **options: Any) -> Optional[Session]:
+        if self._closed:
+            return self._refuse(TRACKER_CLOSED, "on_session_start after close()")
+        session = Session(SessionOptions(user_id=user_id, **options), self._clock)
         with self._lock:
+            if self._closed:  # close() ran meanwhile: it has ended every session it could see
+                return self._refuse(TRACKER_CLOSED, "on_session_start during close()")
             previous = self._open.pop(user_id, None)
             self._open[user_id] = session
             self._sole = session if len(self._open) == 1 else None
@@ -213,29 +221,34 @@ class Tracker:
 
     def on_session_pause(self, session: Optional[Session] = None) -> None:
         """Stop counting active time (the game lost focus or was minimized). Idempotent."""
-        with self._lock:
-            target = self._resolve(session, "on_session_pause")
-            if target is not None:
-                target._pause()
+        self._transition(session, "on_session_pause", lambda target: target._pause())
 
     def on_session_resume(self, session: Optional[Session] = None) -> None:
         """Count active time again. After a pause longer than ``idle_timeout`` the session has
         ended at the pause, and this starts a new one (new ``session.id``, same handle)."""
-        with self._lock:
-            target = self._resolve(session, "on_session_resume")
-            if target is not None:
-                self._send_segment(target._resume(self.settings.idle_timeout))
+        self._transition(
+            session, "on_session_resume", lambda target: self._send_segment(target._resume(self.settings.idle_timeout))
+        )
 
     def on_session_end(self, session: Optional[Session] = None) -> None:
         """End the session and send it. Ending it again, or with none open, does nothing."""
-        with self._lock:
-            target = self._resolve(session, "on_session_end")
-            if target is None:
-                return
-            if self._open.get(target.user_id) is target:
-                del self._open[target.user_id]
-                self._sole = next(iter(self._open.values())) if len(self._open) == 1 else None
-            self._send_segment(target._end())
+        self._transition(session, "on_session_end", self._end_session)
+
+    def _end_session(self, target: Session) -> None:
+        if self._open.get(target.user_id) is target:
+            del self._open[target.user_id]
+            self._sole = next(iter(self._open.values())) if len(self._open) == 1 else None
+        self._send_segment(target._end())
+
+    def _transition(self, session: Optional[Session], hook: str, change: Callable[[Session], None]) -> None:
+        """Apply ``change`` to the session a hook names, under the lock; never after close()."""
+        try:
+            with self._lock:
+                target = self._resolve(session, hook)
+                if target is not None and not self._closed:
+                    change(target)
+        except Exception as error:
+            self._refuse_or_raise(INVALID_SESSION, hook, error)
 
     def on_character_event(
         self,
@@ -263,7 +276,10 @@ class Tracker:
             logged and counted as ``invalid_event``.
         """
         if not self._direct:  # strict, sync or closed: see _event_slowly
-            self._event_slowly(event_name, character_id, playfab_id, body, timestamp, custom_tags, session)
+            try:
+                self._event_slowly(event_name, character_id, playfab_id, body, timestamp, custom_tags, session)
+            except Exception as error:
+                self._refuse_or_raise(INVALID_EVENT, "on_character_event", error)
             return
         try:
             queue = self._queue
@@ -289,9 +305,8 @@ class Tracker:
                     self._wall(),
                 )
             )
-        except Exception:  # a hook must never raise into the game
-            log.exception("on_character_event failed")
-            self._counters.drop(INVALID_EVENT, "on_character_event failed")
+        except Exception as error:  # a hook must never raise into the game
+            self._counters.drop(INVALID_EVENT, f"on_character_event could not copy its arguments ({type(error).__name__})")
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -311,8 +326,7 @@ class Tracker:
         while sender is not None and sender.running and sender.wait_idle(max(0.0, deadline - time.monotonic())):
             # Idle: what is left waits for a retry time. Wait for it only if it comes in time.
             remaining = deadline - time.monotonic()
-            next_due = sender.next_due()
-            wait = None if next_due is None else next_due - time.time()
+            wait = sender.next_due()
             if remaining <= 0 or wait is None or wait > remaining or not self._spool.pending():  # type: ignore[union-attr]
                 break
             sender.wait_until_due(max(0.0, wait))
@@ -338,12 +352,22 @@ class Tracker:
             self._open.clear()
             self._sole = None
         self._worker.stop(timeout)
+        self._process_stragglers()
         if self._sender is not None:
             self._sender.wait_idle(max(0.0, deadline - time.monotonic()))
             # A request still in flight keeps this tracker's claims its own until it ends: the
             # sender retires the owner on its way out (see _retire).
             self._sender.stop(max(0.0, deadline - time.monotonic()))
         return self._pending()
+
+    def _process_stragglers(self) -> None:
+        """A hook that checked ``_closed`` just before close() set it may queue after the worker's
+        last round: process it here rather than lose it uncounted."""
+        if self._worker.stopped:
+            leftovers = [item for item in list(self._queue) if type(item) is tuple]
+            self._queue.clear()
+            if leftovers:
+                self._pipeline.process_now(leftovers)
 
     def stats(self) -> Dict[str, Any]:
         """Counters of what happened to payloads.
@@ -353,7 +377,9 @@ class Tracker:
         of counts by reason); with PlayCamp or PlayFab also ``spooled``, ``sent`` (a service has
         it), ``retried``, ``rejected`` (refused as invalid, kept in the spool's ``dead/``),
         ``recovered`` (sessions closed from a crashed run's checkpoint), ``quarantined`` (spool
-        files that could not be read) and ``last_error`` (per sink, secrets never included).
+        files that could not be read), ``last_error`` (per sink, secrets never included),
+        ``spool_folder`` (where the spool is: another folder when the one asked for could not be
+        written) and ``spool_problem`` (None, or why payloads are held in memory meanwhile).
         """
         stats: Dict[str, Any] = {"accepted": 0, "delivered": 0}
         if self._spool is not None:
@@ -364,6 +390,8 @@ class Tracker:
         if self._spool is not None:
             stats["quarantined"] = self._spool.quarantined
             stats["last_error"] = self._sender.last_errors if self._sender else {}
+            stats["spool_folder"] = self._spool.directory
+            stats["spool_problem"] = self._spool.problem
         return stats
 
     def __enter__(self) -> "Tracker":
@@ -381,7 +409,7 @@ class Tracker:
     def _resolve(self, session: Optional[Session], hook: str) -> Optional[Session]:
         """The session a hook applies to: the one given, else the only open one."""
         if session is not None:
-            if isinstance(session, Session):
+            if type(session) is Session:
                 return session
             error = PayloadError("session", "must be a Session returned by on_session_start", session)
         elif self._sole is not None or not self._open:
@@ -390,7 +418,7 @@ class Tracker:
             error = PayloadError("session", f"is required: {len(self._open)} sessions are open", show_value=False)
         if self._strict:
             raise error
-        log.warning("%s ignored: %s", hook, error)
+        self._counters.say(hook, "%s ignored: %s", hook, error)
         return None
 
     def _checkpoints(self) -> List[Tuple[str, Dict[str, Any]]]:
@@ -410,7 +438,7 @@ class Tracker:
         if segment is None:
             return
         if self._sync:
-            self._pipeline.process([(SEGMENT, segment)])
+            self._pipeline.process_now([(SEGMENT, segment)])
         else:
             self._queue.append((SEGMENT, segment))
 
@@ -428,7 +456,7 @@ class Tracker:
         else:
             item = (RAW_EVENT, *fields, session, self._wall())
         if self._sync:
-            self._pipeline.process([item])
+            self._pipeline.process_now([item])
         elif len(self._queue) >= self._max_queue:
             self._counters.drop(QUEUE_FULL, f"{self._max_queue} events already wait for the worker")
         else:
@@ -437,6 +465,16 @@ class Tracker:
     def _refuse(self, reason: str, detail: str) -> None:
         self._counters.drop(reason, detail)
         return None
+
+    def _refuse_or_raise(self, reason: str, hook: str, error: Exception) -> None:
+        """Handle what a hook raised: when strict, raise it as a ``PayloadError`` (an unexpected
+        error from the caller's objects is bad input too); otherwise count it under ``reason``."""
+        if self._strict:
+            if isinstance(error, PlayhooksError):
+                raise error
+            raise PayloadError(hook, f"could not read its arguments ({type(error).__name__})", show_value=False) from None
+        detail = str(error) if isinstance(error, PayloadError) else f"{hook} could not read its arguments ({type(error).__name__})"
+        self._refuse(reason, detail)
 
 
 def _transport(settings: Settings) -> Any:

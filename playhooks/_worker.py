@@ -2,7 +2,8 @@
 
 It wakes every ``flush_interval`` (or at once on ``flush``), takes what the hooks queued and hands
 it to the pipeline in small batches, with a pause for the GIL between them, so a backlog does not
-stall the game's frame. Between rounds it lets the pipeline keep the spool.
+stall the game's frame; then the round's records are written to the spool at once (one fsync
+however many), and the pipeline keeps the spool.
 """
 
 import collections
@@ -12,6 +13,7 @@ import time
 from typing import Any, Deque, List
 
 from ._pipeline import Pipeline
+from ._stats import Counters
 
 log = logging.getLogger("playhooks")
 
@@ -21,9 +23,10 @@ _BATCH = 16  # about 0.25 ms of work: the longest the game waits for the GIL bet
 class Worker:
     """Drains ``queue`` into ``pipeline`` on a daemon thread (it never keeps the process alive)."""
 
-    def __init__(self, queue: Deque[Any], pipeline: Pipeline, interval: float) -> None:
+    def __init__(self, queue: Deque[Any], pipeline: Pipeline, interval: float, counters: Counters) -> None:
         self._queue = queue
         self._pipeline = pipeline
+        self._counters = counters
         self._interval = interval
         self._wake = threading.Event()
         self._stopping = False
@@ -36,6 +39,10 @@ class Worker:
         """Payloads queued or being processed (flush markers excluded)."""
         queued = sum(1 for item in list(self._queue) if type(item) is tuple)
         return queued + self._in_hand
+
+    @property
+    def stopped(self) -> bool:
+        return not self._thread.is_alive()
 
     def flush(self, timeout: float) -> int:
         """Wait until what was queued before the call has been processed, and open sessions
@@ -65,38 +72,44 @@ class Worker:
 
     def _run(self) -> None:
         while True:
-            self._wake.wait(self._interval)
-            self._wake.clear()
+            started = time.monotonic()
             try:
-                self._drain()
-                self._pipeline.housekeeping()
-            except Exception:  # never let the worker die: the game keeps calling hooks
-                log.exception("playhooks worker failed; it carries on")
+                self._round()
+            except Exception as error:  # never let the worker die: the game keeps calling hooks
+                self._counters.say(
+                    "worker", "playhooks worker failed (%s); it carries on", type(error).__name__, level=logging.ERROR, exc_info=True
+                )
             if self._stopping and not self._queue:
                 break
+            # One round per interval however busy, as each costs an fsync; a flush (which sets
+            # the event) or the backlog of a round that took longer does not wait.
+            self._wake.wait(max(0.0, started + self._interval - time.monotonic()))
+            self._wake.clear()
         self._pipeline.close()
 
-    def _drain(self) -> None:
+    def _round(self) -> None:
+        """Process what was queued when the round began, write it in one spool file, then keep the
+        spool: a steady stream of hook calls never starves the checkpoints and heartbeats."""
         queue = self._queue
-        while queue:
-            batch: List[Any] = []
-            markers: List[threading.Event] = []
-            while queue and len(batch) < _BATCH:
-                item = queue.popleft()
-                if type(item) is tuple:
-                    batch.append(item)
-                else:
-                    markers.append(item)
-            self._in_hand = len(batch)
-            try:
+        markers: List[threading.Event] = []
+        try:
+            for _ in range(0, len(queue), _BATCH):
+                batch: List[Any] = []
+                while queue and len(batch) < _BATCH:
+                    item = queue.popleft()
+                    if type(item) is tuple:
+                        batch.append(item)
+                    else:
+                        markers.append(item)
+                self._in_hand += len(batch)
                 self._pipeline.process(batch)
-                if markers:  # a flush: open sessions are checkpointed before it returns
-                    self._pipeline.housekeeping(flushing=True)
-            finally:
-                self._in_hand = 0
-                for marker in markers:
-                    marker.set()
-            time.sleep(0)  # let the game's thread take the GIL between batches
+                time.sleep(0)  # let the game's thread take the GIL between batches
+            self._pipeline.commit()
+            self._pipeline.housekeeping(flushing=bool(markers))  # a flush: checkpoints before it returns
+        finally:
+            self._in_hand = 0
+            for marker in markers:
+                marker.set()
 
 
 def new_queue() -> Deque[Any]:

@@ -5,6 +5,7 @@ Times are injected (``put(..., due=...)``, ``claim_due(..., now=...)``): nothing
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -13,7 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from playhooks._spool import STALE_OWNER_SECONDS, Record, Spool, new_owner, retire_owner
+from playhooks._owners import BOOT_ID, NAMESPACE, STALE_OWNER_SECONDS, new_owner, retire_owner
+from playhooks._spool import Record, Spool
 
 NOW = 1_700_000_000.0  # the injected wall clock, in seconds
 HOUR = 3600.0
@@ -93,6 +95,7 @@ def owners():
 @pytest.fixture
 def make_spool(directory, drops, owners):
     def make(owner=None, **bounds):
+        bounds.setdefault("expendable", [PLAYFAB])
         return Spool(directory, owner=owner or owners(), drop=lambda *drop: drops.append(drop), **bounds)
 
     return make
@@ -394,7 +397,7 @@ class TestSharing:
             spool.put(PLAYFAB, [record(record_id)], due=NOW - 400 + n)
         script = (
             "import json, sys\n"
-            "from playhooks._spool import Spool, new_owner\n"
+            "from playhooks._owners import new_owner\nfrom playhooks._spool import Spool\n"
             "spool = Spool(sys.argv[1], new_owner(), lambda *drop: None)\n"
             "sys.stdin.read()\n"  # start together: wait until every process is up
             "claimed = []\n"
@@ -425,7 +428,7 @@ class TestSharing:
 class TestReclaim:
     def test_a_dead_process_claims_are_returned(self, directory, make_spool):
         """Files claimed by an owner whose process has exited go back to the queue, under their names."""
-        dead = make_spool(owner=f"{finished_pid()}.0123456789ab")
+        dead = make_spool(owner=f"{finished_pid()}.{NAMESPACE}.0123456789ab")
         dead.put(PLAYFAB, [record("orphan")], due=NOW)
         names = listing(dead, PLAYFAB, "queue")
         dead.claim_due(PLAYFAB, now=NOW, max_records=100)
@@ -459,7 +462,7 @@ class TestReclaim:
 
     def test_a_live_owner_in_another_process_keeps_its_claims(self, make_spool, other_process):
         """A tracker in another live process with a fresh heartbeat keeps what it claimed."""
-        busy = make_spool(owner=f"{other_process.pid}.0123456789ab")
+        busy = make_spool(owner=f"{other_process.pid}.{NAMESPACE}.0123456789ab")
         busy.put(PLAYFAB, [record("sending")], due=NOW)
         busy.claim_due(PLAYFAB, now=NOW, max_records=100)
 
@@ -468,18 +471,21 @@ class TestReclaim:
 
     def test_a_stale_heartbeat_means_the_pid_was_reused(self, make_spool, other_process):
         """A live pid whose owner has not beaten for STALE_OWNER_SECONDS is another process now."""
-        owner = f"{other_process.pid}.0123456789ab"
+        owner = f"{other_process.pid}.{NAMESPACE}.0123456789ab"
         stale = make_spool(owner=owner)
         stale.put(PLAYFAB, [record("orphan")], due=NOW)
         stale.claim_due(PLAYFAB, now=NOW, max_records=100)
         long_ago = time.time() - STALE_OWNER_SECONDS - 10
-        os.utime(os.path.join(stale.directory, "owners", owner), (long_ago, long_ago))
+        heartbeat = os.path.join(stale.directory, "owners", owner)
+        with open(heartbeat, "w") as file:  # what beat() wrote that long ago
+            file.write(f"{BOOT_ID} {time.monotonic() - STALE_OWNER_SECONDS - 10:.3f}\n")
+        os.utime(heartbeat, (long_ago, long_ago))
 
         assert 1 == make_spool().reclaim()
 
     def test_reclaim_clears_only_dead_owners_temporary_files_and_heartbeats(self, make_spool):
         """A dead owner's half-written files and heartbeat go; a live owner's stay."""
-        dead_owner = f"{finished_pid()}.0123456789ab"
+        dead_owner = f"{finished_pid()}.{NAMESPACE}.0123456789ab"
         make_spool(owner=dead_owner)
         live = make_spool()
         tmp = os.path.join(live.directory, "tmp")
@@ -670,7 +676,7 @@ class TestLimits:
 
     def test_without_expendable_destinations_the_oldest_goes(self, make_spool, drops):
         """With no destination marked expendable, the oldest-accepted file goes, session or event."""
-        spool = make_spool(max_records=1)
+        spool = make_spool(max_records=1, expendable=[])
         spool.put(PLAYFAB, [record("event", created=NOW - 10)], due=NOW)
         spool.put(PLAYCAMP, [record("session", created=NOW - 20)], due=NOW)
 
@@ -681,14 +687,11 @@ class TestLimits:
     def test_the_drop_detail_names_the_file(self, make_spool, drops):
         """The drop callback says which file went, for the log."""
         spool = make_spool(max_records=0)
-        spool.put(PLAYFAB, [record("a")], due=NOW)
-        [name] = listing(spool, PLAYFAB, "queue")
-
-        spool.enforce_limits(expendable=[PLAYFAB])
+        spool.put(PLAYFAB, [record("a")], due=NOW)  # over the bound as it is written: dropped at once
 
         [(reason, detail, count)] = drops
         assert ("spool_full", 1) == (reason, count)
-        assert name in detail
+        assert re.search(r"[0-9]{13}-1-[0-9]{13}-[0-9a-f]{12}\.jsonl", detail)
 
 
 class TestCheckpoints:
@@ -740,7 +743,7 @@ class TestCheckpoints:
 
     def test_a_dead_process_checkpoint_is_yielded(self, make_spool):
         """A session left open by a process that died is recovered."""
-        dead_owner = f"{finished_pid()}.0123456789ab"
+        dead_owner = f"{finished_pid()}.{NAMESPACE}.0123456789ab"
         make_spool(owner=dead_owner).checkpoint("s1", self.STATE)
 
         assert ["s1"] == [state["session_id"] for state in make_spool().orphaned_checkpoints()]
@@ -840,8 +843,9 @@ class TestAtomicWrites:
 
         assert [3] * 100 == list(seen.values())
 
-    def test_a_failed_write_leaves_nothing_in_the_queue(self, make_spool, owners, monkeypatch):
-        """A write that fails before its rename (disk full, power cut) never appears in queue/."""
+    def test_a_failed_write_leaves_nothing_on_disk_and_holds_the_records(self, make_spool, owners, monkeypatch):
+        """A write that fails before its rename (disk full) leaves no file in queue/ or tmp/: its
+        records are held in memory, pending, until the disk takes them."""
         owner = owners()
         crashing = make_spool(owner=owner)
 
@@ -849,11 +853,11 @@ class TestAtomicWrites:
             raise OSError(28, "No space left on device")
 
         monkeypatch.setattr(os, "fsync", disk_full)
-        with pytest.raises(OSError):
-            crashing.put(PLAYFAB, [record("lost")], due=NOW)
+        written = crashing.put(PLAYFAB, [record("held")], due=NOW)
         monkeypatch.undo()
 
-        assert ([], 0) == (listing(crashing, PLAYFAB, "queue"), crashing.pending())
+        assert (False, [], [], 1) == (written, listing(crashing, PLAYFAB, "queue"), listing(crashing, "tmp"), crashing.pending())
+        assert "No space left on device" in crashing.problem
         retire_owner(owner)
         make_spool().reclaim()
         assert [] == listing(crashing, "tmp")
