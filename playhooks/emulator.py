@@ -59,7 +59,7 @@ from ._models import (
     PlaytimeSessionResult,
 )
 from ._ratelimit import RateLimiter
-from ._server import CLOSE_CONNECTION, DropConnection, ServerThread
+from ._server import DropConnection, ServerThread
 
 __all__ = ["Emulator"]
 
@@ -152,7 +152,7 @@ class Emulator:
     def start(self) -> "Emulator":
         """Serve on a background thread; ``url`` then says where."""
         self._stopped.clear()
-        self._server = ServerThread(self, self._host, self._port).start()
+        self._server = ServerThread(self, self._host, self._port, max_body_bytes=MAX_BODY_BYTES).start()
         return self
 
     def stop(self) -> None:
@@ -543,8 +543,7 @@ def _read_body(environ: Dict[str, Any]) -> bytes:
         length = int(environ.get("CONTENT_LENGTH") or 0)
     except ValueError:
         length = 0
-    if length > MAX_BODY_BYTES:
-        environ.get(CLOSE_CONNECTION, lambda: None)()  # the body stays unread: close after answering
+    if length > MAX_BODY_BYTES:  # under another server, which must then close or drain the connection
         raise _Refused(_Reply(413, {"error": f"the body is over {MAX_BODY_BYTES} bytes"}))
     return environ["wsgi.input"].read(length) if length > 0 else b""
 
