@@ -19,6 +19,8 @@ from typing import Any, List, Mapping, Optional
 
 import attrs
 
+from ._server import can_send_header
+
 KINDS = ("status", "delay", "drop", "hang")
 ROUTE_GROUPS = {
     "playcamp": ("/v1/server/playtime/sessions", "/v1/server/playtime/sessions/bulk"),
@@ -44,8 +46,10 @@ def _status(instance: Any, attribute: "attrs.Attribute[Any]", value: Any) -> Non
 
 
 def _headers(instance: Any, attribute: "attrs.Attribute[Any]", value: Any) -> None:
-    if not isinstance(value, Mapping) or not all(type(k) is str and type(v) is str for k, v in value.items()):
-        raise ValueError(f"headers: must map header names to string values (got {value!r})")
+    if not isinstance(value, Mapping) or not all(can_send_header(k, v) for k, v in value.items()):
+        raise ValueError(f"headers: must map header names to latin-1 text without line breaks (got {value!r})")
+    if any(name.lower() == "content-length" for name in value):
+        raise ValueError("headers: Content-Length is the body's own, never scripted")
 
 
 def _seconds(instance: Any, attribute: "attrs.Attribute[Any]", value: Any) -> None:

@@ -14,9 +14,16 @@ class RateLimiter:
         limit: requests allowed per window and key.
         window: the window, in seconds.
         clock: monotonic seconds; injectable for tests.
+
+    Raises:
+        ValueError: a limit under 1 (it could only refuse everything) or a window of no time.
     """
 
     def __init__(self, limit: int, window: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+        if type(limit) is not int or limit < 1:
+            raise ValueError(f"rate limit: must be a whole number >= 1 (got {limit!r})")
+        if not window > 0:
+            raise ValueError(f"rate window: must be more than 0 seconds (got {window!r})")
         self.limit = limit
         self.window = window
         self._clock = clock

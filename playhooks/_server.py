@@ -108,7 +108,7 @@ class _ResponseHandler(SimpleHandler):
 
     def start_response(self, status: str, headers: List[Any], exc_info: Any = None) -> Callable[..., Any]:
         # Checked before anything is sent, so that a bad header is a clean 500, not half a head.
-        if not _HEADER_VALUE.fullmatch(status) or not all(_can_send(name, value) for name, value in headers):
+        if not _HEADER_VALUE.fullmatch(status) or not all(can_send_header(name, value) for name, value in headers):
             names = [name for name, _ in headers]  # values may be secrets: they stay out of the log
             raise ValueError(f"the application's status or headers cannot be sent: {status!r}, {names!r}")
         return super().start_response(status, headers, exc_info)
@@ -136,7 +136,8 @@ class _ResponseHandler(SimpleHandler):
         log.error("the application failed on %s", self.environ.get("PATH_INFO"), exc_info=exc_info)
 
 
-def _can_send(name: Any, value: Any) -> bool:
+def can_send_header(name: Any, value: Any) -> bool:
+    """Whether a header is one an application may answer with: latin-1 text, no line breaks, not hop-by-hop."""
     return (
         isinstance(name, str)
         and isinstance(value, str)

@@ -35,11 +35,12 @@ redacted), ``counters``; ``POST reset`` and ``POST faults`` (a fault as JSON).
 
 import http
 import json
+import logging
 import threading
 import time
 import uuid
 from datetime import datetime, timezone
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, TextIO, Tuple
 
 import attrs
 
@@ -62,6 +63,8 @@ from ._ratelimit import RateLimiter
 from ._server import DropConnection, ServerThread
 
 __all__ = ["Emulator"]
+
+log = logging.getLogger("playhooks.emulator")
 
 PLAYCAMP_SESSIONS = "/v1/server/playtime/sessions"
 PLAYCAMP_BULK = "/v1/server/playtime/sessions/bulk"
@@ -101,9 +104,13 @@ class Emulator:
         characters: PlayFab players and their characters (``{"PlayFabId": ["CharacterId"]}``);
             when given, an unknown player is ``AccountNotFound`` and an unknown character
             ``CharacterNotFound``.
-        rate_limit: requests allowed per key in each ``rate_window`` seconds; None for no limit.
+        rate_limit: requests allowed per key in each ``rate_window`` seconds (at least 1); None
+            for no limit.
         fault_rate, seed: the share of API requests answered with a random fault, repeatably.
-        record: a file to append each accepted payload to, one JSON line each.
+        record: a file to append each accepted payload to, one JSON line each; opened by ``start``.
+
+    Raises:
+        ValueError: a rate limit, rate window or fault rate that cannot be applied.
     """
 
     def __init__(
@@ -126,9 +133,10 @@ class Emulator:
         self._playcamp_client_keys = frozenset(playcamp_client_keys)
         self._playfab_keys = None if playfab_secret_keys is None else frozenset(playfab_secret_keys)
         self._characters = None if characters is None else {p: frozenset(c) for p, c in characters.items()}
-        self._limiter = RateLimiter(rate_limit, rate_window) if rate_limit else None
+        self._limiter = RateLimiter(rate_limit, rate_window) if rate_limit is not None else None
         self._faults = FaultPlan(fault_rate, seed)
         self._record_path = record
+        self._record_file: Optional[TextIO] = None
         self._lock = threading.Lock()
         self._answered = threading.Condition(self._lock)  # notified after each API request
         self._stopped = threading.Event()
@@ -150,9 +158,19 @@ class Emulator:
     # -- running ---------------------------------------------------------------------------------
 
     def start(self) -> "Emulator":
-        """Serve on a background thread; ``url`` then says where."""
+        """Serve on a background thread; ``url`` then says where.
+
+        Raises:
+            OSError: the address cannot be listened on, or the record file cannot be appended to.
+        """
         self._stopped.clear()
-        self._server = ServerThread(self, self._host, self._port, max_body_bytes=MAX_BODY_BYTES).start()
+        if self._record_path is not None:
+            self._record_file = open(self._record_path, "a", encoding="utf-8")
+        try:
+            self._server = ServerThread(self, self._host, self._port, max_body_bytes=MAX_BODY_BYTES).start()
+        except BaseException:
+            self._close_record()
+            raise
         return self
 
     def stop(self) -> None:
@@ -162,6 +180,8 @@ class Emulator:
             self._server_url = self._server.url
             self._server.stop()
             self._server = None
+        with self._lock:  # a request still finishing may be writing to it
+            self._close_record()
 
     def __enter__(self) -> "Emulator":
         return self.start()
@@ -498,7 +518,7 @@ class Emulator:
             return _Reply(200, {"reset": True})
         if method == "POST" and name == "faults":
             try:
-                spec = json.loads(raw)
+                spec = _parse_json(raw)
                 self._faults.add(Fault(**spec))
             except (ValueError, TypeError) as error:
                 return _Reply(400, {"error": f"bad fault: {error}"})
@@ -518,11 +538,26 @@ class Emulator:
             del self._requests[:-MAX_REQUEST_LOG]
 
     def _record(self, kind: str, data: Dict[str, Any]) -> None:
-        if self._record_path is None:
-            return
         line = json.dumps({"kind": kind, "payload": data}, ensure_ascii=False) + "\n"
-        with self._lock, open(self._record_path, "a", encoding="utf-8") as file:
-            file.write(line)
+        with self._lock:
+            if self._record_file is None:
+                return
+            try:
+                self._record_file.write(line)
+                self._record_file.flush()  # a line is in the file by the time its request is answered
+            except OSError as error:
+                # The payload is stored and its answer stands. Recording stops rather than leave gaps,
+                # and says so once, not once per request.
+                log.error("cannot write to the record %s (%s): recording stops here", self._record_path, error)
+                self._close_record()
+
+    def _close_record(self) -> None:
+        if self._record_file is not None:
+            try:
+                self._record_file.close()
+            except OSError:
+                pass  # the line that could not be written, flushed again: already reported
+            self._record_file = None
 
     def __repr__(self) -> str:
         where = self._server.url if self._server is not None else "not serving"
@@ -530,12 +565,18 @@ class Emulator:
 
 
 def _parse_json(raw: bytes) -> Any:
-    """Strict JSON: Python's parser also takes NaN and Infinity, which no JSON client sends."""
+    """Strict JSON: Python's parser also takes NaN and Infinity, which no JSON client sends.
+
+    Nesting too deep for the parser's recursion (``[`` a hundred thousand times) is not JSON either.
+    """
 
     def refuse(constant: str) -> Any:
         raise ValueError(f"{constant} is not JSON")
 
-    return json.loads(raw, parse_constant=refuse)
+    try:
+        return json.loads(raw, parse_constant=refuse)
+    except RecursionError:
+        raise ValueError("nested too deep") from None
 
 
 def _read_body(environ: Dict[str, Any]) -> bytes:

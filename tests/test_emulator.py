@@ -1,6 +1,7 @@
 """The emulator as a test server: faults, rate limits, inspection, recording, concurrency, the command."""
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -268,6 +269,26 @@ class TestRecording:
         lines = [json.loads(line) for line in record.read_text(encoding="utf-8").splitlines()]
         assert [("session", session_body()), ("event", EVENT_BODY)] == [(line["kind"], line["payload"]) for line in lines]
 
+    def test_a_record_that_cannot_be_written_fails_at_start(self, tmp_path):
+        """A record in a folder that cannot exist (its parent is a file) is an OSError at start, not a 500 per request."""
+        (tmp_path / "file").write_text("")
+        emulator = Emulator(record=str(tmp_path / "file" / "record.jsonl"))
+
+        with pytest.raises(OSError):
+            emulator.start()
+        with pytest.raises(RuntimeError):
+            emulator.url
+
+    def test_a_full_disk_is_logged_once_and_the_answers_stand(self, http, caplog):
+        """Once a payload is stored, a record that cannot be written (/dev/full) does not turn it into a 500."""
+        if not os.path.exists("/dev/full"):
+            pytest.skip("needs /dev/full")
+        with caplog.at_level(logging.ERROR, logger="playhooks"), Emulator(record="/dev/full") as emulator:
+            statuses = [post_session(http, emulator, f"s-{n}")[0] for n in range(2)] + [post_event(http, emulator)[0]]
+
+        assert ([201, 201, 200], 2) == (statuses, len(emulator.sessions))
+        assert 1 == sum("record" in message for message in caplog.messages)
+
 
 class TestConcurrency:
     def test_many_clients_at_once(self, emulator):
@@ -322,7 +343,7 @@ class TestServer:
         assert 1 == len(emulator.sessions)
 
     def test_a_chunked_body_is_refused_and_the_connection_closed(self, emulator):
-        """Bodies need a Content-Length: a chunked one gets 501, never parsed as a second request."""
+        """Bodies need a Content-Length: a chunked one gets 501 (not implemented), never parsed as a second request."""
         with urllib3.HTTPConnectionPool("127.0.0.1", int(emulator.url.rsplit(":", 1)[1]), retries=False) as pool:
             response = pool.request(
                 "POST", SESSIONS, body=iter([json.dumps(session_body()).encode()]), headers=PLAYCAMP_HEADERS, chunked=True
@@ -340,8 +361,28 @@ class TestServer:
 
     @pytest.mark.parametrize(
         "fault",
-        [{"kind": "status", "status": 520}, {"kind": "delay", "seconds": "1"}, {"kind": "status", "headers": ["a"]}],
-        ids=["unknown-status", "seconds-not-a-number", "headers-not-a-mapping"],
+        [
+            {"kind": "status", "status": 520},
+            {"kind": "delay", "seconds": "1"},
+            {"kind": "status", "headers": ["a"]},
+            {"kind": "status", "headers": {"Retry-After": "4\r\nX-Injected: 1"}},
+            {"kind": "status", "headers": {"X-Note": "caf\u20ac"}},
+            {"kind": "status", "headers": {"Bad Name": "1"}},
+            {"kind": "status", "headers": {"Content-Length": "0"}},
+            {"kind": "status", "headers": {"Connection": "keep-alive"}},
+            [1],
+        ],
+        ids=[
+            "unknown-status",
+            "seconds-not-a-number",
+            "headers-not-a-mapping",
+            "header-value-with-a-line-break",
+            "header-value-outside-latin-1",
+            "header-name-with-a-space",
+            "content-length-header",
+            "hop-by-hop-header",
+            "not-an-object",
+        ],
     )
     def test_a_bad_fault_is_refused_when_scripted(self, http, emulator, fault):
         """A fault that could not be carried out is a 400 at once, not a 500 at the next request."""
@@ -349,6 +390,60 @@ class TestServer:
 
         assert 400 == response.status
         assert 201 == post_session(http, emulator)[0]
+
+
+class TestHostileBodies:
+    @pytest.mark.parametrize(
+        "path, headers, expected",
+        [
+            (
+                SESSIONS,
+                PLAYCAMP_HEADERS,
+                {"code": "VALIDATION_ERROR", "error": "Validation Error", "details": [{"message": "the body must be JSON", "path": "$", "target": "body"}]},
+            ),
+            (
+                "/v1/server/playtime/sessions/bulk",
+                PLAYCAMP_HEADERS,
+                {"code": "VALIDATION_ERROR", "error": "Validation Error", "details": [{"message": "the body must be JSON", "path": "$", "target": "body"}]},
+            ),
+            (
+                EVENTS,
+                PLAYFAB_HEADERS,
+                {"code": 400, "status": "BadRequest", "error": "InvalidRequest", "errorCode": 1071, "errorMessage": "The request body is not a JSON object"},
+            ),
+        ],
+        ids=["playcamp-session", "playcamp-bulk", "playfab-event"],
+    )
+    def test_deeply_nested_json_is_a_400_in_the_service_shape(self, http, emulator, path, headers, expected):
+        """100,000 nested arrays are a body that is not JSON to accept, answered as the service answers one."""
+        response = http.request("POST", emulator.url + path, body=b"[" * 100_000, headers=headers)
+
+        assert (400, expected) == (response.status, json.loads(response.data))
+
+    def test_deeply_nested_json_is_a_bad_fault(self, http, emulator):
+        """The inspection API refuses it too, with its own error shape."""
+        response = http.request("POST", emulator.url + "/_emulator/faults", body=b"[" * 100_000)
+
+        assert 400 == response.status
+        assert "bad fault" in json.loads(response.data)["error"]
+
+    def test_a_get_with_a_body_is_answered_and_the_connection_kept(self, emulator):
+        """A body on an inspection GET is read and ignored; the next request on the connection is served."""
+        with urllib3.HTTPConnectionPool("127.0.0.1", int(emulator.url.rsplit(":", 1)[1]), maxsize=1, retries=False) as pool:
+            first = pool.request("GET", "/_emulator/counters", body=b"POST /smuggled HTTP/1.1\r\n\r\n")
+            second = pool.request("GET", "/_emulator/requests")
+
+        assert (200, 200, [], 1) == (first.status, second.status, json.loads(second.data)["requests"], pool.num_connections)
+
+
+class TestSettings:
+    @pytest.mark.parametrize("settings", [{"rate_limit": 0}, {"rate_limit": -1}, {"rate_window": 0}, {"fault_rate": 2}], ids=str)
+    def test_impossible_settings_are_refused_at_construction(self, settings):
+        """A limit that could only refuse everything (or nothing, silently) is a ValueError, not a 500 per request."""
+        options = {"rate_limit": 1, **settings}
+
+        with pytest.raises(ValueError):
+            Emulator(**options)
 
 
 class TestCommand:
