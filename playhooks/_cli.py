@@ -1,29 +1,65 @@
 """The ``playhooks`` command: ``playhooks demo``, ``playhooks emulate``."""
 
 import argparse
+import math
 import signal
 import sys
 import threading
-from typing import List, Optional
+from typing import Callable, List, NoReturn, Optional, Type, TypeVar
+
+_Number = TypeVar("_Number", int, float)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Says what is wrong in one line that names the flag; the usage is one ``--help`` away."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="playhooks", description="Play-session telemetry for Python games.")
+    parser = _Parser(prog="playhooks", description="Play-session telemetry for Python games.")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("demo", help="play a simulated session and print the payloads it sends")
     emulate = commands.add_parser("emulate", help="serve local stand-ins of the PlayCamp and PlayFab APIs")
     emulate.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    emulate.add_argument("--port", type=int, default=8787, help="port to listen on; 0 picks a free one (default: 8787)")
-    emulate.add_argument("--record", metavar="FILE.jsonl", help="append every accepted payload to this file")
-    emulate.add_argument("--fault-rate", type=float, default=0.0, help="share of requests given a random fault (0 to 1)")
+    port = _number(int, 0, 65535, "a port from 0 to 65535")
+    emulate.add_argument("--port", type=port, default=8787, help="port to listen on; 0 picks a free one (default: 8787)")
+    emulate.add_argument("--record", metavar="FILE.jsonl", type=_appendable, help="append every accepted payload to this file")
+    share = _number(float, 0, 1, "a share from 0 to 1")
+    emulate.add_argument("--fault-rate", type=share, default=0.0, help="share of requests given a random fault (0 to 1)")
     emulate.add_argument("--seed", type=int, help="seed for the random faults, for repeatable runs")
-    emulate.add_argument("--rate-limit", type=int, help="requests allowed per second and key; past it, 429")
+    at_least_one = _number(int, 1, math.inf, "a whole number, 1 or more")
+    emulate.add_argument("--rate-limit", type=at_least_one, help="requests allowed per second and key; past it, 429")
     arguments = parser.parse_args(argv)
     if arguments.command == "demo":
         from ._demo import run
 
         return run(sys.stdout)
     return _emulate(arguments)
+
+
+def _number(kind: Type[_Number], low: float, high: float, what: str) -> Callable[[str], _Number]:
+    def parse(text: str) -> _Number:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:  # NaN fails the comparison too
+            raise argparse.ArgumentTypeError(f"must be {what} (got {text!r})")
+        return value
+
+    return parse
+
+
+def _appendable(path: str) -> str:
+    # The emulator's start would fail on it too; here, the error names the flag and comes before serving.
+    try:
+        with open(path, "a", encoding="utf-8"):
+            pass
+    except OSError as error:
+        raise argparse.ArgumentTypeError(f"cannot append to {path!r}: {error.strerror}") from None
+    return path
 
 
 def _emulate(arguments: argparse.Namespace) -> int:

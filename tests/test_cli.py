@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -35,6 +37,33 @@ class TestDemo:
         _wire.structure(json.loads(session_text), _models.PlaytimeSession)
         for line in output.split("WriteCharacterEvent:\n")[1].splitlines():
             _wire.structure(json.loads(line), _models.CharacterEvent)
+
+
+class TestEmulateFlags:
+    @pytest.mark.parametrize(
+        "flag, value",
+        [
+            ("--rate-limit", "-1"),
+            ("--rate-limit", "0"),
+            ("--port", "99999"),
+            ("--port", "-1"),
+            ("--fault-rate", "2"),
+            ("--fault-rate", "nan"),
+            ("--record", "{missing}/record.jsonl"),
+            ("--record", "{file}/record.jsonl"),
+        ],
+        ids=["negative-rate", "zero-rate", "port-too-high", "negative-port", "fault-rate-over-1", "fault-rate-nan", "record-in-a-missing-folder", "record-under-a-file"],
+    )
+    def test_a_bad_value_is_one_line_naming_the_flag_and_status_2(self, tmp_path, flag, value):
+        """Each flag is checked before serving: one line on stderr that names it, exit status 2."""
+        (tmp_path / "file").write_text("")
+        value = value.format(missing=tmp_path / "missing", file=tmp_path / "file")  # a parent that is a file: even root cannot write there
+        command = [sys.executable, "-m", "playhooks", "emulate", "--port", "0", flag, value]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=10)
+
+        assert (2, "") == (result.returncode, result.stdout)
+        assert 1 == len(result.stderr.splitlines())
+        assert result.stderr.startswith(f"playhooks emulate: error: argument {flag}: ")
 
 
 def test_quickstart_sample_runs(tmp_path):
