@@ -34,6 +34,9 @@ class App:
             raise RuntimeError("a bug in the application")
         if path == "/raise-midway":
             return self._raise_midway(start_response)
+        if path == "/no-length":
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return [b"an answer ", b"in two parts"]
         if path == "/bad-header":
             start_response("200 OK", [("X-Note", "caf\u20ac")])
             return [b""]
@@ -141,8 +144,22 @@ def request(path="/", body=b"", headers=(), method="POST", version="HTTP/1.1"):
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
+@pytest.fixture
+def file_descriptors():
+    """Room for 1,000 client sockets and the server's 1,000 in this one process (often 1,024 by default)."""
+    resource = pytest.importorskip("resource")  # not on Windows, whose select() takes 512 sockets anyway
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = 2500
+    if soft < needed:
+        if hard != resource.RLIM_INFINITY and hard < needed:
+            pytest.skip(f"needs {needed} open files, and the hard limit is {hard}")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+    yield
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
 class TestBurst:
-    def test_a_thousand_clients_at_once_are_all_answered(self):
+    def test_a_thousand_clients_at_once_are_all_answered(self, file_descriptors):
         """1,000 clients connect together, each posting one session: every one is answered 201."""
         with Emulator() as emulator:
             statuses = burst(emulator.url, [session_request(number) for number in range(1000)], seconds=10)
@@ -289,6 +306,32 @@ class TestFraming:
             answer = read_to_end(sock)
 
         assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"\r\n\r\n")
+
+    def test_an_answer_without_a_length_ends_with_the_connection(self, server):
+        """An application that gives no Content-Length has its answer end where the connection closes."""
+        with connect(server, timeout=3) as sock:
+            sock.sendall(request("/no-length", method="GET"))
+            answer = read_to_end(sock)
+
+        assert b"\r\nConnection: close\r\n" in answer and answer.endswith(b"\r\n\r\nan answer in two parts")
+
+    def test_a_client_that_expects_100_continue_is_told_to_go_on(self, server):
+        """A client that waits for 100 Continue before its body (as curl does with large ones) gets it."""
+        head, _, body = request("/", b"hello", ["Expect: 100-continue", "Connection: close"]).partition(b"\r\n\r\n")
+        with connect(server) as sock:
+            sock.sendall(head + b"\r\n\r\n")
+            interim = sock.recv(65536)
+            sock.sendall(body)
+            [(status, _, answer)] = parse(read_to_end(sock))
+
+        assert (b"HTTP/1.1 100 Continue\r\n\r\n", 200, 5) == (interim, status, json.loads(answer)["body"])
+
+    @pytest.mark.parametrize("line, status", [(b"GET / HTTP/2.0", 505), (b"GET /", 400), (b"GET  / HTTP/1.1", 400)], ids=["http-2", "http-0.9", "two-spaces"])
+    def test_only_http_1_request_lines_are_served(self, app, server, line, status):
+        """HTTP/1.0 and 1.1 are served; another version is a 505 and a garbled line a 400."""
+        answers = ask(server, line + b"\r\nHost: x\r\n\r\n")
+
+        assert ([status], []) == ([status for status, _, _ in answers], app.paths)
 
     def test_a_header_value_is_read_as_latin_1(self, server):
         """Bytes past ASCII in a value (UTF-8 here) reach the application as PEP 3333 says: latin-1."""
