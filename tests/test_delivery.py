@@ -15,59 +15,7 @@ import playhooks
 from playhooks.emulator import Emulator
 from playhooks.testing import ManualClock
 
-API_KEY = "key-1:very-secret-playcamp-value"
-SECRET_KEY = "VERYSECRETPLAYFABKEY0123456789"
-PLAYER = {"playfab_id": "4F1C2A9B7D3E8A61", "character_id": "8D2E0F4B1A6C9E37"}
-# Retries in milliseconds, and never given up on: a test that is not about giving up must not
-# lose records to max_attempts when a slow machine lets many retries pass.
-FAST = playhooks.RetryPolicy(base_delay=0.01, max_delay=0.05, max_attempts=10_000)
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-@pytest.fixture
-def emulator():
-    with Emulator() as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def spool(tmp_path):
-    return str(tmp_path / "spool")
-
-
-def sinks(emulator, **playcamp):
-    return [
-        playhooks.PlayCamp(API_KEY, emulator.url, **playcamp),
-        playhooks.PlayFab("ABCD", SECRET_KEY, emulator.url),
-    ]
-
-
-@pytest.fixture
-def make_tracker(emulator, spool):
-    made = []
-
-    def make(**settings):
-        settings.setdefault("spool_dir", spool)
-        settings.setdefault("retry", FAST)
-        settings.setdefault("clock", ManualClock())
-        tracker = playhooks.Tracker(sinks(emulator), **settings)
-        made.append(tracker)
-        return tracker
-
-    yield make
-    for tracker in made:
-        tracker.close(timeout=5)
-
-
-def play(tracker, user="player-1", seconds=30, events=("level_completed",)):
-    """A session with events, on the tracker's ManualClock."""
-    session = tracker.on_session_start(user, **PLAYER)
-    for name in events:
-        tracker.on_character_event(name, body={"user": user}, session=session)
-    tracker.settings.clock.advance(seconds)
-    tracker.on_session_end(session)
-    return session
-
+from helpers import API_KEY, FAST, PLAYER, ROOT, SECRET_KEY, play, sinks
 
 def spool_files(spool, folder):
     found = []

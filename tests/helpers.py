@@ -1,0 +1,52 @@
+"""What the delivery tests share: keys, ids, sinks aimed at an emulator, and a way to wait."""
+
+import os
+import threading
+import time
+
+import playhooks
+
+API_KEY = "key-1:very-secret-playcamp-value"
+SECRET_KEY = "VERYSECRETPLAYFABKEY0123456789"
+PLAYER = {"playfab_id": "4F1C2A9B7D3E8A61", "character_id": "8D2E0F4B1A6C9E37"}
+# Retries in milliseconds, and never given up on: a test that is not about giving up must not
+# lose records to max_attempts when a slow machine lets many retries pass.
+FAST = playhooks.RetryPolicy(base_delay=0.01, max_delay=0.05, max_attempts=10_000)
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def sinks(emulator, **playcamp):
+    return [
+        playhooks.PlayCamp(API_KEY, emulator.url, **playcamp),
+        playhooks.PlayFab("ABCD", SECRET_KEY, emulator.url),
+    ]
+
+
+def play(tracker, user="player-1", seconds=30, events=("level_completed",)):
+    """A session with events, on the tracker's ManualClock."""
+    session = tracker.on_session_start(user, **PLAYER)
+    for name in events:
+        tracker.on_character_event(name, body={"user": user}, session=session)
+    tracker.settings.clock.advance(seconds)
+    tracker.on_session_end(session)
+    return session
+
+
+def wait_for(condition, timeout, poll=0.01):
+    """Wait until ``condition()`` is true, for at most ``timeout`` seconds; returns its last value.
+
+    For what no event announces (a file another thread writes): the wait ends as soon as the
+    condition holds, and the test asserts on what it returns.
+    """
+    deadline = time.monotonic() + timeout
+    pause = threading.Event()
+    while True:
+        value = condition()
+        if value or time.monotonic() >= deadline:
+            return value
+        pause.wait(poll)
+
+
+def event_numbers(emulator):
+    """The ``n`` of each event the emulator accepted, in arrival order."""
+    return [event["Body"]["n"] for event in emulator.events if "n" in event.get("Body", {})]
