@@ -40,7 +40,7 @@ import threading
 import time
 from http.client import HTTPMessage
 from socketserver import ThreadingMixIn
-from typing import Any, Callable, List, Optional, Set
+from typing import Any, Callable, List, NoReturn, Optional, Set
 from wsgiref.handlers import SimpleHandler
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 from wsgiref.util import is_hop_by_hop
@@ -229,12 +229,7 @@ class _RequestHandler(WSGIRequestHandler):
     def _body_length(self) -> int:
         """How many bytes of body follow the head, by the one framing this server takes."""
         if "Transfer-Encoding" in self.headers:
-            codings = _tokens(self.headers, "Transfer-Encoding")
-            well_formed = codings[-1:] == ["chunked"] and codings.count("chunked") == 1
-            well_formed = well_formed and all(_HEADER_NAME.fullmatch(coding) for coding in codings)
-            if not well_formed or "Content-Length" in self.headers or self.request_version == "HTTP/1.0":
-                raise _Refusal(400, "malformed Transfer-Encoding")
-            raise _Refusal(501, "Transfer-Encoding is not supported: send a Content-Length")
+            self._refuse_transfer_encoding()
         lengths = self.headers.get_all("Content-Length", [])
         if len(lengths) > 1:
             raise _Refusal(400, "more than one Content-Length")
@@ -246,6 +241,14 @@ class _RequestHandler(WSGIRequestHandler):
         if len(significant) > 18 or int(significant or "0") > self.server.max_body_bytes:
             raise _Refusal(413, f"the body is over {self.server.max_body_bytes} bytes")
         return int(significant or "0")
+
+    def _refuse_transfer_encoding(self) -> NoReturn:
+        codings = _tokens(self.headers, "Transfer-Encoding")
+        well_formed = codings[-1:] == ["chunked"] and codings.count("chunked") == 1
+        well_formed = well_formed and all(_HEADER_NAME.fullmatch(coding) for coding in codings)
+        if not well_formed or "Content-Length" in self.headers or self.request_version == "HTTP/1.0":
+            raise _Refusal(400, "malformed Transfer-Encoding")
+        raise _Refusal(501, "Transfer-Encoding is not supported: send a Content-Length")
 
     def _refuse(self, refusal: _Refusal) -> None:
         self.close_connection = True
@@ -282,7 +285,7 @@ class _RequestHandler(WSGIRequestHandler):
         log.debug("%s %s", self.address_string(), format % args)
 
 
-def _tokens(headers: Any, name: str) -> List[str]:
+def _tokens(headers: HTTPMessage, name: str) -> List[str]:
     """The comma-separated values of every ``name`` header, lower-cased; empty ones kept."""
     return [token.strip().lower() for value in headers.get_all(name, []) for token in value.split(",")]
 
