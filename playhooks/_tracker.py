@@ -31,6 +31,7 @@ log = logging.getLogger("playhooks")
 
 SinkLike = Union[Sink, Callable[..., Any]]
 EXIT_TIMEOUT = 2.0  # the most interpreter exit waits for all trackers together
+STOP_MARGIN = 0.5  # close() stops new requests this long before its deadline (a quarter of a short one)
 
 # Trackers still open, closed at exit: the worker and sender are daemon threads, so without this
 # what a game queued in its last moments would never reach the spool.
@@ -354,7 +355,10 @@ class Tracker:
         self._worker.stop(timeout)
         self._process_stragglers()
         if self._sender is not None:
-            self._sender.wait_idle(max(0.0, deadline - time.monotonic()))
+            # Stop sending a little before the deadline, between two requests, so the last one
+            # is settled before close() returns rather than left ambiguous by the process's end.
+            margin = min(timeout / 4, STOP_MARGIN)
+            self._sender.wait_idle(max(0.0, deadline - margin - time.monotonic()))
             # A request still in flight keeps this tracker's claims its own until it ends: the
             # sender retires the owner on its way out (see _retire).
             self._sender.stop(max(0.0, deadline - time.monotonic()))
