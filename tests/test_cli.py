@@ -64,12 +64,3 @@ class TestEmulateFlags:
         assert (2, "") == (result.returncode, result.stdout)
         assert 1 == len(result.stderr.splitlines())
         assert result.stderr.startswith(f"playhooks emulate: error: argument {flag}: ")
-
-
-def test_quickstart_sample_runs(tmp_path):
-    """The README's example writes the event it sends and reports its stats."""
-    output = run(os.path.join(ROOT, "samples", "quickstart.py"), cwd=tmp_path).stdout
-    [event] = [json.loads(line) for line in (tmp_path / "telemetry.jsonl").read_text().splitlines()]
-
-    assert "level_completed" == event["EventName"]
-    assert "'session_too_short': 1" in output

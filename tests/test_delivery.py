@@ -15,7 +15,7 @@ import playhooks
 from playhooks.emulator import Emulator
 from playhooks.testing import ManualClock
 
-from helpers import API_KEY, FAST, PLAYER, ROOT, SECRET_KEY, play, sinks
+from helpers import FAST, PLAYER, SECRET_KEY, play, sinks
 
 def spool_files(spool, folder):
     found = []
