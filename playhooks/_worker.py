@@ -18,6 +18,9 @@ from ._stats import Counters
 log = logging.getLogger("playhooks")
 
 _BATCH = 16  # about 0.25 ms of work: the longest the game waits for the GIL between batches
+# The most a round processes before it writes and keeps the spool: a game thread that holds the
+# GIL between our batches makes a round slow, and checkpoints must not wait for a whole backlog.
+_ROUND_SECONDS = 0.1
 
 
 class Worker:
@@ -73,8 +76,9 @@ class Worker:
     def _run(self) -> None:
         while True:
             started = time.monotonic()
+            cut_short = False
             try:
-                self._round()
+                cut_short = self._round()
             except Exception as error:  # never let the worker die: the game keeps calling hooks
                 self._counters.say(
                     "worker", "playhooks worker failed (%s); it carries on", type(error).__name__, level=logging.ERROR, exc_info=True
@@ -82,34 +86,44 @@ class Worker:
             if self._stopping and not self._queue:
                 break
             # One round per interval however busy, as each costs an fsync; a flush (which sets
-            # the event) or the backlog of a round that took longer does not wait.
-            self._wake.wait(max(0.0, started + self._interval - time.monotonic()))
+            # the event) or what a round had no time for does not wait.
+            if not cut_short:
+                self._wake.wait(max(0.0, started + self._interval - time.monotonic()))
             self._wake.clear()
         self._pipeline.close()
 
-    def _round(self) -> None:
-        """Process what was queued when the round began, write it in one spool file, then keep the
-        spool: a steady stream of hook calls never starves the checkpoints and heartbeats."""
-        queue = self._queue
+    def _round(self) -> bool:
+        """Process what was queued when the round began (for ``_ROUND_SECONDS`` at most), write it
+        in one spool file, then keep the spool: a steady stream of hook calls never starves the
+        checkpoints and heartbeats. Returns whether it left some of that for the next round."""
         markers: List[threading.Event] = []
         try:
-            for _ in range(0, len(queue), _BATCH):
-                batch: List[Any] = []
-                while queue and len(batch) < _BATCH:
-                    item = queue.popleft()
-                    if type(item) is tuple:
-                        batch.append(item)
-                    else:
-                        markers.append(item)
-                self._in_hand += len(batch)
-                self._pipeline.process(batch)
-                time.sleep(0)  # let the game's thread take the GIL between batches
+            cut_short = self._process_queued(markers)
             self._pipeline.commit()
             self._pipeline.housekeeping(flushing=bool(markers))  # a flush: checkpoints before it returns
+            return cut_short
         finally:
             self._in_hand = 0
             for marker in markers:
                 marker.set()
+
+    def _process_queued(self, markers: List[threading.Event]) -> bool:
+        queue = self._queue
+        ends = time.monotonic() + _ROUND_SECONDS
+        for _ in range(0, len(queue), _BATCH):
+            if time.monotonic() > ends:
+                return True  # the rest is the next round's, which starts at once
+            batch: List[Any] = []
+            while queue and len(batch) < _BATCH:
+                item = queue.popleft()
+                if type(item) is tuple:
+                    batch.append(item)
+                else:
+                    markers.append(item)
+            self._in_hand += len(batch)
+            self._pipeline.process(batch)
+            time.sleep(0)  # let the game's thread take the GIL between batches
+        return False
 
 
 def new_queue() -> Deque[Any]:

@@ -1,7 +1,6 @@
 """Closing a tracker: a normal quit mid-backlog sends nothing twice, and hooks racing close() lose nothing."""
 
 import collections
-import os
 import subprocess
 import sys
 import textwrap
