@@ -43,6 +43,16 @@ def test_delivery_benchmark_runs():
     assert "pending (service down)" in result.stdout
 
 
+def test_durability_benchmark_runs():
+    """A quick run prints burst-to-disk times, checkpoint staleness under a stream, and a verdict."""
+    result = run_quick("bench_durability.py")
+
+    assert 0 == result.returncode, result.stderr
+    assert "a burst of on_character_event calls" in result.stdout
+    assert "a steady stream with one open session" in result.stdout
+    assert "verdict: " in result.stdout
+
+
 def test_pygame_benchmark_runs():
     """A quick run prints the frame times with tracking off and on, and their ratio."""
     pytest.importorskip("pygame")
