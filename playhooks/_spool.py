@@ -390,8 +390,13 @@ class Spool:
 
     def settle(self, claim: Claim, retry: Sequence[Tuple[Record, float]], dead: Sequence[Record]) -> None:
         """Finish a claim: records to retry go back to the queue with their due times, the dead to
-        ``dead/``; the rest were delivered. Written before the claim is removed, so a crash
-        in between resends rather than loses."""
+        ``dead/``; the rest were delivered.
+
+        The claimed file itself is rewritten to hold what is retried and renamed back into the
+        queue, so a crash at any point leaves each record in one file, never two (records with
+        other due times than the last go in files of their own first). Dead letters are written
+        before, so a crash may keep one twice, never lose it.
+        """
         with self._lock:
             in_flight = self._in_flight.pop(id(claim), None)
         if in_flight is None or (claim.path is not None and not os.path.exists(claim.path)):
@@ -399,16 +404,46 @@ class Spool:
         with self._lock:
             self.records -= len(claim.records)
             self.bytes -= claim.size
+        if dead:
+            self._bury(claim.destination, dead)
         by_due: Dict[int, List[Record]] = {}
         for record, due in retry:
             by_due.setdefault(_millis(due), []).append(record)
-        for due_ms, records in by_due.items():
+        groups = sorted(by_due.items())
+        last = groups.pop() if groups else None
+        for due_ms, records in groups:
             self.put(claim.destination, records, due_ms / 1000)
-        if dead:
-            self._bury(claim.destination, dead)
-        if claim.path is not None:
+        if claim.path is None:
+            if last is not None:
+                self.put(claim.destination, last[1], last[0] / 1000)
+        elif last is None:
             self._let_go(claim.path)
             _remove(self._journal_path(claim))
+        else:
+            self._requeue(claim, claim.path, last[1], last[0] / 1000)
+
+    def _requeue(self, claim: Claim, path: str, records: List[Record], due: float) -> None:
+        """Rewrite the claimed file at ``path`` to hold ``records``, then rename it into the queue."""
+        data = "".join(record.to_line() for record in records).encode("utf-8")
+        name = f"{_millis(due):013d}-{len(records)}-{_millis(min(r.created for r in records)):013d}-{uuid.uuid4().hex[:12]}.jsonl"
+        queue = os.path.join(self.directory, claim.destination, "queue")
+        with self._lock:
+            self.records += len(records)
+            self.bytes += len(data)
+        try:
+            self._write(os.path.dirname(path), os.path.basename(path), data)
+            _remove(self._journal_path(claim))  # what it listed is no longer in the file
+            try:
+                os.rename(path, os.path.join(queue, name))
+            except FileNotFoundError:
+                os.makedirs(queue, exist_ok=True)
+                os.rename(path, os.path.join(queue, name))
+            _fsync_folder(queue)
+        except OSError as error:  # held, and the claimed file goes once the disk lets it
+            self._disk_failed(error)
+            with self._lock:
+                self._hold(claim.destination, _Held(name, data, records))
+                self._unremoved.add(path)
 
     def _bury(self, destination: str, dead: Sequence[Record]) -> None:
         name = f"{destination}{_SEPARATOR}{_millis(time.time()):013d}-{len(dead)}-{uuid.uuid4().hex[:12]}.jsonl"
@@ -467,10 +502,14 @@ class Spool:
     def pending(self, destination: Optional[str] = None) -> int:
         """Records waiting or being sent, less those of this process's claims already delivered."""
         total = 0
+        with self._lock:
+            settled = set(self._unremoved)  # left behind by a failed disk, their records gone on
         for name in [destination] if destination else self.destinations():
             for part in ("queue", "claimed"):
-                for file_name in _list(os.path.join(self.directory, name, part)):
-                    total += _parse_name(file_name.split(_SEPARATOR)[-1])[1]
+                folder = os.path.join(self.directory, name, part)
+                for file_name in _list(folder):
+                    if os.path.join(folder, file_name) not in settled:
+                        total += _parse_name(file_name.split(_SEPARATOR)[-1])[1]
         with self._lock:
             for held_destination, entries in self._held.items():
                 if destination in (None, held_destination):
@@ -559,6 +598,8 @@ class Spool:
             rank = 0 if destination in expendable else 1
             for part in ("queue", "claimed"):
                 for path, name, stat in _stat_files(os.path.join(self.directory, destination, part)):
+                    if path in self._unremoved:
+                        continue
                     original = name.split(_SEPARATOR)[-1]
                     _, count, created = _parse_name(original)
                     if count * _MIN_RECORD_BYTES > stat.st_size:  # a name no file of ours would have

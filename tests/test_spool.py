@@ -341,6 +341,48 @@ class TestSettle:
         assert list(claim.records) == [item for again in spool.claim_due(PLAYFAB, now=NOW, max_records=100) for item in again.records]
 
 
+class Crash(BaseException):
+    """The process dies here (SIGKILL): nothing after this line runs."""
+
+
+class TestSettlingIsCrashSafe:
+    @pytest.mark.parametrize("dies_at", ["rename", "remove", "replace"])
+    def test_a_crash_while_settling_never_leaves_a_record_in_two_files(self, make_spool, monkeypatch, dies_at):
+        """Records to retry go back to the queue in one step: die at any file operation of a
+        settle and each record is in exactly one of queue/ and claimed/."""
+        spool = make_spool()
+        spool.put(PLAYFAB, [record("a"), record("b")], due=NOW)
+        [claim] = spool.claim_due(PLAYFAB, now=NOW, max_records=100)
+        real = getattr(os, dies_at)
+        calls = []
+
+        def dies_on_the_second_call(*arguments, **keywords):
+            calls.append(arguments)
+            if len(calls) == 2:
+                raise Crash(dies_at)
+            return real(*arguments, **keywords)
+
+        monkeypatch.setattr(os, dies_at, dies_on_the_second_call)
+        with pytest.raises(Crash):
+            spool.settle(claim, retry=[(record, NOW + 30) for record in claim.records], dead=[])
+            raise Crash("after the settle")
+        monkeypatch.undo()
+
+        assert {"a": 1, "b": 1} == record_copies(spool)
+
+
+def record_copies(spool):
+    copies = {}
+    for part in ("queue", "claimed"):
+        folder = os.path.join(spool.directory, PLAYFAB, part)
+        for name in listing(spool, PLAYFAB, part):
+            with open(os.path.join(folder, name), encoding="utf-8") as file:
+                for line in file:
+                    identifier = Record.from_line(line).id
+                    copies[identifier] = copies.get(identifier, 0) + 1
+    return copies
+
+
 class TestSharing:
     def test_a_file_claimed_by_one_owner_is_not_claimed_by_another(self, make_spool):
         """Two trackers on one spool: what one claimed, the other does not see."""
