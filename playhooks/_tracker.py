@@ -25,7 +25,7 @@ from ._sinks import EVENT
 from ._spool import Spool, open_spool
 from ._clock import steady_wall
 from ._stats import INVALID_EVENT, INVALID_SESSION, QUEUE_FULL, TRACKER_CLOSED, Counters
-from ._worker import Worker, new_queue
+from ._worker import BURST, Worker, new_queue
 
 log = logging.getLogger("playhooks")
 
@@ -284,9 +284,12 @@ class Tracker:
             return
         try:
             queue = self._queue
-            if len(queue) >= self._max_queue:
+            waiting = len(queue)
+            if waiting >= self._max_queue:
                 self._counters.drop(QUEUE_FULL, f"{self._max_queue} events already wait for the worker")
                 return
+            if waiting == BURST:
+                self._worker.wake()  # a burst: on disk sooner than the next round would have it
             if body is not None and isinstance(body, dict):
                 # The game may change its dict before the worker reads it: copy it now, deeply
                 # only if it holds more than scalars (the common case stays a cheap copy).

@@ -21,6 +21,7 @@ _BATCH = 16  # about 0.25 ms of work: the longest the game waits for the GIL bet
 # The most a round processes before it writes and keeps the spool: a game thread that holds the
 # GIL between our batches makes a round slow, and checkpoints must not wait for a whole backlog.
 _ROUND_SECONDS = 0.1
+BURST = 1000  # events waiting that start a round before the interval is up
 
 
 class Worker:
@@ -42,6 +43,10 @@ class Worker:
         """Payloads queued or being processed (flush markers excluded)."""
         queued = sum(1 for item in list(self._queue) if type(item) is tuple)
         return queued + self._in_hand
+
+    def wake(self) -> None:
+        """Start a round now: the game has queued a burst."""
+        self._wake.set()
 
     @property
     def stopped(self) -> bool:
@@ -86,8 +91,8 @@ class Worker:
             if self._stopping and not self._queue:
                 break
             # One round per interval however busy, as each costs an fsync; a flush (which sets
-            # the event) or what a round had no time for does not wait.
-            if not cut_short:
+            # the event), what a round had no time for, or a burst does not wait.
+            if not cut_short and len(self._queue) < BURST:
                 self._wake.wait(max(0.0, started + self._interval - time.monotonic()))
             self._wake.clear()
         self._pipeline.close()
