@@ -12,18 +12,17 @@ import time
 import weakref
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
+from ._clock import steady_wall
 from ._errors import ConfigurationError, PayloadError, PlayhooksError
+from ._owners import new_owner, retire_owner
 from ._payloads import event_model
 from ._pipeline import EVENT_MODEL, RAW_EVENT, SEGMENT, Pipeline
 from ._sender import Sender
 from ._services import DeliverySink
 from ._session import Segment, Session, SessionOptions
-from ._sinks import CallbackSink, Sink
-from ._owners import new_owner, retire_owner
 from ._settings import Settings, spool_folders
-from ._sinks import EVENT
+from ._sinks import EVENT, CallbackSink, Sink
 from ._spool import Spool, open_spool
-from ._clock import steady_wall
 from ._stats import INVALID_EVENT, INVALID_SESSION, QUEUE_FULL, TRACKER_CLOSED, Counters
 from ._worker import BURST, Worker, new_queue
 

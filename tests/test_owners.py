@@ -14,7 +14,7 @@ import pytest
 
 from playhooks import _owners
 
-from helpers import API_KEY, ROOT, wait_for
+from helpers import API_KEY, ROOT
 
 GAME = textwrap.dedent(
     """
