@@ -190,7 +190,8 @@ class TestDiskFaultsWhileRunning:
         send_events(tracker, range(5))
         tracker.flush(timeout=5)
 
-        shutil.rmtree(spool)
+        os.rename(spool, spool + ".gone")  # at once, whatever the tracker is writing meanwhile
+        shutil.rmtree(spool + ".gone")
         if damage == "replaced-by-a-file":
             with open(spool, "w") as file:
                 file.write("not a folder")
