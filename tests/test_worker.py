@@ -17,7 +17,7 @@ def queue_files(spool):
 
 class TestBursts:
     def test_a_burst_of_thousands_is_written_in_one_file_per_round(self, emulator, spool):
-        """3,000 events called at once reach the spool in a file or two, not a file per 16."""
+        """3,000 events called at once reach the spool in a file a round (a few), not a file per 16."""
         emulator.fail_next(1, 429, headers={"Retry-After": "3600"}, route="playfab")  # the sender waits an hour
         with playhooks.Tracker([playhooks.PlayFab("ABCD", SECRET_KEY, emulator.url)], spool_dir=spool) as tracker:
             tracker.on_character_event("first", **PLAYER)
@@ -29,7 +29,7 @@ class TestBursts:
             tracker.flush(timeout=10)
 
             assert 3001 == tracker.stats()["spooled"]
-            assert len(queue_files(spool)) - before <= 2
+            assert len(queue_files(spool)) - before <= 10  # a file a round (188 files, one per 16, before)
 
 
 class TestSteadyStreams:
