@@ -40,7 +40,7 @@ class DeliverySink(Sink):
         """The JSON to spool for a payload: the sink's own defaults filled in."""
         return data
 
-    def deliver(self, batch: List[Dict[str, Any]], transport: Any, stopping: Callable[[], bool] = bool) -> Iterator[Outcome]:
+    def deliver(self, batch: List[Dict[str, Any]], transport: Any, stopping: Callable[[], bool] = lambda: False) -> Iterator[Outcome]:
         """Send a batch: one outcome per item, in order, each yielded as
         soon as it is known, so the sender notes it at once. Once ``stopping()`` is true, no new
         request is made: the items left are ``NOT_SENT``."""
@@ -102,7 +102,7 @@ class PlayCamp(DeliverySink):
     def prepare(self, data: Dict[str, Any]) -> Dict[str, Any]:
         return {**self._defaults, **data, **self._forced}
 
-    def deliver(self, batch: List[Dict[str, Any]], transport: Any, stopping: Callable[[], bool] = bool) -> Iterator[Outcome]:
+    def deliver(self, batch: List[Dict[str, Any]], transport: Any, stopping: Callable[[], bool] = lambda: False) -> Iterator[Outcome]:
         for start in range(0, len(batch), self.max_batch):
             yield from self._deliver_some(batch[start : start + self.max_batch], transport, stopping)
 
@@ -165,7 +165,7 @@ class PlayFab(DeliverySink):
         self._headers = {"X-SecretKey": secret_key}
         self._secrets = (secret_key,)
 
-    def deliver(self, batch: List[Dict[str, Any]], transport: Any, stopping: Callable[[], bool] = bool) -> Iterator[Outcome]:
+    def deliver(self, batch: List[Dict[str, Any]], transport: Any, stopping: Callable[[], bool] = lambda: False) -> Iterator[Outcome]:
         from . import _wire
 
         for sent, event in enumerate(batch, start=1):

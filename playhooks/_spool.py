@@ -165,10 +165,6 @@ class Spool:
             self._disk_failed(error)
         self.recount()
 
-    @property
-    def estimated_records(self) -> int:
-        return self.records
-
     # -- writing ---------------------------------------------------------------------------------
 
     def put(self, destination: str, records: Sequence[Record], due: float) -> bool:
