@@ -150,10 +150,12 @@ class Tracker:
 
         ``PLAYHOOKS_PLAYCAMP_API_KEY`` (and ``PLAYHOOKS_PLAYCAMP_URL``) enables the PlayCamp sink;
         ``PLAYHOOKS_PLAYFAB_TITLE_ID`` with ``PLAYHOOKS_PLAYFAB_SECRET_KEY`` (and
-        ``PLAYHOOKS_PLAYFAB_URL``) the PlayFab sink; ``PLAYHOOKS_SPOOL_DIR`` sets the spool.
+        ``PLAYHOOKS_PLAYFAB_URL``) the PlayFab sink; ``PLAYHOOKS_SPOOL_DIR`` sets the spool. With
+        no sink at all, a warning names the variables to set.
 
         Raises:
-            ConfigurationError: a variable is malformed, or PlayFab has one of its two.
+            ConfigurationError: naming the variable: a malformed value, PlayFab's title id without
+                its secret key (or the reverse), or a service's URL without its key.
         """
         from ._environment import from_environment
 
