@@ -32,6 +32,7 @@ Plain files, so it works without ``sqlite3`` (Ren'Py has none) and survives cras
   retries, and written out as soon as the disk takes writes again. ``problem`` says why meanwhile.
 """
 
+import functools
 import json
 import logging
 import math
@@ -154,7 +155,7 @@ class Spool:
         self._held: Dict[str, List[_Held]] = {}  # per destination, oldest first
         self._held_dead: List[Tuple[str, bytes]] = []
         self._unremoved: Set[str] = set()  # settled claims the disk would not let go of
-        self._in_flight: Dict[int, List[int]] = {}  # id(claim) -> [records, delivered, held in memory]
+        self._in_flight: Dict[int, Tuple[Claim, int]] = {}  # id(claim) -> (claim, records delivered so far)
         self._next_disk_retry = 0.0
         self.records = 0  # running totals of what is queued, claimed or held (dead letters: bytes only)
         self.bytes = 0
@@ -184,8 +185,7 @@ class Spool:
                 self._drop(f"invalid_{record.kind}", f"cannot be written ({type(error).__name__})", 1)
         if not kept:
             return False
-        created = min(record.created for record in kept)
-        name = f"{_millis(due):013d}-{len(kept)}-{_millis(created):013d}-{uuid.uuid4().hex[:12]}.jsonl"
+        name = _queue_name(due, kept)
         data = b"".join(lines)
         with self._lock:
             self.records += len(kept)
@@ -261,12 +261,8 @@ class Spool:
                     self._unremoved.discard(path)
             for destination, entry in held:
                 self._write(os.path.join(self.directory, destination, "queue"), entry.name, entry.data)
-                with self._lock:
-                    entries = self._held.get(destination, [])
-                    if entry in entries:  # not claimed meanwhile
-                        entries.remove(entry)
-                    else:
-                        _remove(os.path.join(self.directory, destination, "queue", entry.name))
+                if not self._unhold(destination, entry):  # claimed meanwhile: sent from memory
+                    _remove(os.path.join(self.directory, destination, "queue", entry.name))
             while dead:
                 self._write(os.path.join(self.directory, "dead"), *dead[0])
                 dead.pop(0)
@@ -309,12 +305,10 @@ class Spool:
 
     def _claim_held(self, destination: str, entry: _Held) -> Optional[Claim]:
         with self._lock:
-            entries = self._held.get(destination, [])
-            if entry not in entries:
+            if not self._unhold(destination, entry):
                 return None
-            entries.remove(entry)
             claim = Claim(destination, None, tuple(entry.records), entry.name, len(entry.data))
-            self._in_flight[id(claim)] = [len(claim.records), 0, 1]
+            self._in_flight[id(claim)] = (claim, 0)
         return claim
 
     def _claim_file(self, destination: str, queue: str, claimed_folder: str, name: str, count: int) -> Optional[Claim]:
@@ -341,7 +335,7 @@ class Spool:
             return None
         claim = Claim(destination, claimed, tuple(records), name, size)
         with self._lock:
-            self._in_flight[id(claim)] = [len(records), 0, 0]
+            self._in_flight[id(claim)] = (claim, 0)
         return claim
 
     def _read(self, path: str, name: str) -> Tuple[Optional[List[Record]], int]:
@@ -369,7 +363,7 @@ class Spool:
         before the claim is settled, whoever takes the claim back does not send it again."""
         with self._lock:
             if id(claim) in self._in_flight:
-                self._in_flight[id(claim)][1] += 1
+                self._in_flight[id(claim)] = (claim, self._in_flight[id(claim)][1] + 1)
         if claim.path is None:
             return
         journal = self._journal_path(claim)
@@ -420,8 +414,8 @@ class Spool:
 
     def _requeue(self, claim: Claim, path: str, records: List[Record], due: float) -> None:
         """Rewrite the claimed file at ``path`` to hold ``records``, then rename it into the queue."""
-        data = "".join(record.to_line() for record in records).encode("utf-8")
-        name = f"{_millis(due):013d}-{len(records)}-{_millis(min(r.created for r in records)):013d}-{uuid.uuid4().hex[:12]}.jsonl"
+        data = _encode(records)
+        name = _queue_name(due, records)
         queue = os.path.join(self.directory, claim.destination, "queue")
         with self._lock:
             self.records += len(records)
@@ -443,7 +437,7 @@ class Spool:
 
     def _bury(self, destination: str, dead: Sequence[Record]) -> None:
         name = f"{destination}{_SEPARATOR}{_millis(time.time()):013d}-{len(dead)}-{uuid.uuid4().hex[:12]}.jsonl"
-        data = "".join(record.to_line() for record in dead).encode("utf-8")
+        data = _encode(dead)
         with self._lock:
             self.bytes += len(data)
         try:
@@ -480,7 +474,7 @@ class Spool:
                 self._disk_failed(error)
                 with self._lock:
                     self._unremoved.add(claim.path)
-        data = b"".join(record.to_line().encode("utf-8") for record in claim.records)
+        data = _encode(claim.records)
         with self._lock:
             self._hold(claim.destination, _Held(claim.name, data, list(claim.records)))
 
@@ -517,7 +511,9 @@ class Spool:
     def _in_flight_adjustment(self) -> int:
         """Claims under way: a claimed file still names its delivered records; a claim from memory
         is in no listing at all."""
-        return sum(records - delivered if held else -delivered for records, delivered, held in self._in_flight.values())
+        return sum(
+            len(claim.records) - delivered if claim.path is None else -delivered for claim, delivered in self._in_flight.values()
+        )
 
     def next_due(self, destination: str) -> Optional[float]:
         """When the earliest waiting record of ``destination`` is due, or None if none waits."""
@@ -588,7 +584,8 @@ class Spool:
         ``expendable`` destinations. Files being sent count towards the bounds but are not dropped.
         """
         expendable = self.expendable if expendable is None else expendable
-        files: List[Tuple[int, int, str, int, int]] = []  # (rank, created ms, path, records, bytes)
+        # (rank, created ms, path or name, records, bytes, how to remove it): the first five sort
+        files: List[Tuple[int, int, str, int, int, Callable[[], bool]]] = []
         records = size = 0
         for destination in self.destinations():
             rank = 0 if destination in expendable else 1
@@ -604,45 +601,42 @@ class Spool:
                     records += count
                     size += stat.st_size
                     if part == "queue":
-                        files.append((rank, created, path, count, stat.st_size))
+                        files.append((rank, created, path, count, stat.st_size, functools.partial(_remove, path)))
         # Dead letters count against the bytes too, and go first: a wrong key would fill them forever.
         dead = []
         for path, _, stat in _stat_files(os.path.join(self.directory, "dead")):
             size += stat.st_size
-            dead.append((-1, 0, path, 0, stat.st_size))
+            dead.append((-1, 0, path, 0, stat.st_size, functools.partial(_remove, path)))
         with self._lock:
             for destination, entries in self._held.items():
                 rank = 0 if destination in expendable else 1
                 for entry in entries:
                     records += len(entry.records)
                     size += len(entry.data)
-                    files.append((rank, _parse_name(entry.name)[2], f"{destination}/{entry.name}", len(entry.records), len(entry.data)))
+                    forget = functools.partial(self._unhold, destination, entry)
+                    files.append((rank, _parse_name(entry.name)[2], entry.name, len(entry.records), len(entry.data), forget))
             records += self._in_flight_adjustment()
             self.records, self.bytes = records, size
         if not drop:
             return
-        for _, _, path, count, bytes_ in sorted(dead) + sorted(files):
+        for _, _, path, count, bytes_, forget in sorted(dead, key=_order) + sorted(files, key=_order):
             if self.records <= self.max_records and self.bytes <= self.max_bytes:
                 break
-            if self._forget(path):
+            if forget():
                 with self._lock:
                     self.records -= count
                     self.bytes -= bytes_
                 if count:
                     self._drop(SPOOL_FULL, f"the spool is over its bounds: dropped {os.path.basename(path)}", count)
 
-    def _forget(self, path: str) -> bool:
-        """Remove a file, or a held entry given as ``destination/name``."""
-        if os.path.isabs(path):
-            return _remove(path)
-        destination, _, name = path.partition("/")
+    def _unhold(self, destination: str, entry: _Held) -> bool:
+        """Let go of a held entry; False if the sender claimed it meanwhile."""
         with self._lock:
             entries = self._held.get(destination, [])
-            for entry in entries:
-                if entry.name == name:
-                    entries.remove(entry)
-                    return True
-        return False
+            if entry not in entries:
+                return False
+            entries.remove(entry)
+            return True
 
     # -- sessions --------------------------------------------------------------------------------
 
@@ -707,6 +701,19 @@ class Spool:
 
     def close(self) -> None:
         _remove(os.path.join(self.directory, "owners", self.owner))
+
+
+def _order(candidate: Tuple[Any, ...]) -> Tuple[Any, ...]:
+    return candidate[:5]
+
+
+def _queue_name(due: float, records: Sequence[Record]) -> str:
+    created = min(record.created for record in records)
+    return f"{_millis(due):013d}-{len(records)}-{_millis(created):013d}-{uuid.uuid4().hex[:12]}.jsonl"
+
+
+def _encode(records: Sequence[Record]) -> bytes:
+    return "".join(record.to_line() for record in records).encode("utf-8")
 
 
 def _millis(seconds: float) -> int:
