@@ -181,12 +181,12 @@ class Sender:
             if hasattr(answers, "close"):
                 answers.close()
         outcomes += [NOT_SENT] * (len(records) - len(outcomes))
-        settled = dict(zip(map(id, (record for _, record in records)), outcomes))
         for claim in claims:
-            if all(settled[id(record)] is NOT_SENT for record in claim.records):
+            own, outcomes = outcomes[: len(claim.records)], outcomes[len(claim.records) :]
+            if all(outcome is NOT_SENT for outcome in own):
                 self._spool.release(claim)  # untouched: back as it was
             else:
-                self._settle(sink, claim, [settled[id(record)] for record in claim.records])
+                self._settle(sink, claim, own)
 
     def _settle(self, sink: DeliverySink, claim: Claim, outcomes: List[Outcome]) -> None:
         now = self._now()

@@ -129,7 +129,7 @@ def _private_temporary_folder() -> Optional[str]:
         folder = os.path.join(tempfile.gettempdir(), f"playhooks-{user}")
         os.makedirs(folder, mode=0o700, exist_ok=True)
         status = os.lstat(folder)
-    except (OSError, FileNotFoundError):
+    except OSError:
         return None
     if hasattr(os, "getuid") and (status.st_uid != os.getuid() or stat.S_ISLNK(status.st_mode) or status.st_mode & 0o077):
         return None
