@@ -12,9 +12,8 @@ import tempfile
 import pytest
 
 import playhooks
-from playhooks.testing import ManualClock
 
-from helpers import FAST, PLAYER, event_numbers, sinks, wait_for
+from helpers import FAST, PLAYER, event_numbers, wait_for
 
 DELIVERY = 30  # seconds a recovered disk's backlog may take to reach the emulator, on a slow machine
 
@@ -61,25 +60,18 @@ def disk(tmp_path):
     disk.unmount()
 
 
-@pytest.fixture
-def trackers():
-    made = []
-    yield made
-    for tracker in made:
-        tracker.close(timeout=5)
-
-
-def new_tracker(trackers, emulator, **settings):
-    settings.setdefault("retry", FAST)
-    settings.setdefault("clock", ManualClock())
-    tracker = playhooks.Tracker(sinks(emulator), **settings)
-    trackers.append(tracker)
-    return tracker
-
-
 def send_events(tracker, numbers):
     for number in numbers:
         tracker.on_character_event("level_completed", body={"n": number}, **PLAYER)
+
+
+def backlog(make_tracker, emulator, spool, count):
+    """A tracker whose services are down, with ``count`` events waiting in its spool."""
+    emulator.fail_next(100_000, 503)
+    tracker = make_tracker(spool_dir=spool)
+    send_events(tracker, range(count))
+    tracker.flush(timeout=5)
+    return tracker
 
 
 def files_in(folder):
@@ -87,13 +79,13 @@ def files_in(folder):
 
 
 class TestAnUnusableFolderAtStart:
-    def test_a_folder_that_cannot_be_made_falls_back_to_a_private_temporary_one(self, tmp_path, emulator, trackers, caplog):
+    def test_a_folder_that_cannot_be_made_falls_back_to_a_private_temporary_one(self, tmp_path, emulator, make_tracker, caplog):
         """A spool_dir under a file cannot exist: the tracker starts anyway, says so once, and
         delivers through a folder of the same name in a private temporary folder."""
         (tmp_path / "a-file").write_text("")
         wanted = str(tmp_path / "a-file" / "spool")
 
-        tracker = new_tracker(trackers, emulator, spool_dir=wanted)
+        tracker = make_tracker(spool_dir=wanted)
         send_events(tracker, range(3))
 
         assert 0 == tracker.flush(timeout=10)
@@ -104,14 +96,14 @@ class TestAnUnusableFolderAtStart:
         assert 1 == sum("instead of" in record.getMessage() for record in caplog.records)
 
     def test_a_read_only_home_and_temporary_folder_mean_memory_with_the_same_retries(
-        self, disk, emulator, trackers, monkeypatch
+        self, disk, emulator, make_tracker, monkeypatch
     ):
         """With no folder writable, payloads are held in memory, retried through an outage, and delivered."""
         disk.read_only()
         monkeypatch.setattr(tempfile, "tempdir", disk.path)  # the system's temporary folder, read-only too
         emulator.fail_next(5, 503)
 
-        tracker = new_tracker(trackers, emulator, spool_dir=os.path.join(disk.path, "spool"))
+        tracker = make_tracker(spool_dir=os.path.join(disk.path, "spool"))
         send_events(tracker, range(10))
 
         assert 0 == tracker.flush(timeout=DELIVERY)
@@ -119,7 +111,7 @@ class TestAnUnusableFolderAtStart:
         assert "Read-only file system" in tracker.stats()["spool_problem"]
         assert tracker.stats()["retried"] > 0
 
-    def test_from_env_starts_with_an_unusable_spool_dir(self, tmp_path, emulator, trackers):
+    def test_from_env_starts_with_an_unusable_spool_dir(self, tmp_path, emulator):
         """PLAYHOOKS_SPOOL_DIR naming a path that cannot be a folder is the player's machine: no error."""
         (tmp_path / "a-file").write_text("")
         environ = {
@@ -129,22 +121,18 @@ class TestAnUnusableFolderAtStart:
             "PLAYHOOKS_SPOOL_DIR": str(tmp_path / "a-file" / "spool"),
         }
 
-        tracker = playhooks.Tracker.from_env(environ=environ, retry=FAST)
-        trackers.append(tracker)
-        send_events(tracker, [7])
+        with playhooks.Tracker.from_env(environ=environ, retry=FAST) as tracker:
+            send_events(tracker, [7])
 
-        assert (0, [7]) == (tracker.flush(timeout=10), event_numbers(emulator))
+            assert (0, [7]) == (tracker.flush(timeout=10), event_numbers(emulator))
 
 
 class TestDiskFaultsWhileRunning:
-    def test_a_full_disk_holds_new_payloads_and_writes_them_when_space_returns(self, disk, emulator, trackers):
+    def test_a_full_disk_holds_new_payloads_and_writes_them_when_space_returns(self, disk, emulator, make_tracker):
         """Accepted while the disk is full: held, not dropped, no half-written file left; written
         to the spool and delivered once space returns, in the same process."""
         spool = os.path.join(disk.path, "spool")
-        emulator.fail_next(100_000, 503)  # the service is down too: everything waits in the spool
-        tracker = new_tracker(trackers, emulator, spool_dir=spool)
-        send_events(tracker, range(5))
-        tracker.flush(timeout=5)
+        tracker = backlog(make_tracker, emulator, spool, 5)  # the service is down too: all waits in the spool
 
         disk.fill()
         send_events(tracker, range(5, 10))
@@ -159,14 +147,11 @@ class TestDiskFaultsWhileRunning:
         assert wait_for(lambda: tracker.stats()["spool_problem"] is None, timeout=5)  # the disk is in use again
         assert ({}, []) == (tracker.stats()["dropped"], files_in(os.path.join(spool, "tmp")))
 
-    def test_a_disk_turned_read_only_mid_delivery_strands_nothing(self, disk, emulator, trackers):
+    def test_a_disk_turned_read_only_mid_delivery_strands_nothing(self, disk, emulator, make_tracker):
         """Claims made before the disk turned read-only are released or settled from memory;
         flush and close never raise; delivery resumes when the disk is writable again."""
         spool = os.path.join(disk.path, "spool")
-        emulator.fail_next(100_000, 503)
-        tracker = new_tracker(trackers, emulator, spool_dir=spool)
-        send_events(tracker, range(20))
-        tracker.flush(timeout=5)
+        tracker = backlog(make_tracker, emulator, spool, 20)
 
         disk.read_only()
         send_events(tracker, range(20, 30))
@@ -181,14 +166,11 @@ class TestDiskFaultsWhileRunning:
         assert 0 == tracker.close(timeout=5)
 
     @pytest.mark.parametrize("damage", ["deleted", "replaced-by-a-file"])
-    def test_a_spool_folder_deleted_or_replaced_is_made_again(self, tmp_path, emulator, trackers, damage):
+    def test_a_spool_folder_deleted_or_replaced_is_made_again(self, tmp_path, emulator, make_tracker, damage):
         """The spool folder removed under a running game (a cleaner, a player): what comes next is
         held, the folder is made again as soon as it can be, and everything is delivered."""
         spool = str(tmp_path / "spool")
-        emulator.fail_next(100_000, 503)
-        tracker = new_tracker(trackers, emulator, spool_dir=spool)
-        send_events(tracker, range(5))
-        tracker.flush(timeout=5)
+        tracker = backlog(make_tracker, emulator, spool, 5)
 
         remove_at_once(spool)
         if damage == "replaced-by-a-file":
@@ -218,14 +200,14 @@ class TestDiskFaultsWhileRunning:
             pytest.param("9" * 40 + "-1-1700000000000-0123456789ab.jsonl", id="numbers-that-overflow"),
         ],
     )
-    def test_an_absurd_file_is_quarantined_alone_and_never_drives_the_bounds(self, tmp_path, emulator, trackers, name):
+    def test_an_absurd_file_is_quarantined_alone_and_never_drives_the_bounds(self, tmp_path, emulator, make_tracker, name):
         """A file whose name claims what it cannot hold goes to quarantine; the real records keep
         their room under the bound and are delivered."""
         spool = tmp_path / "spool"
         (spool / "playfab" / "queue").mkdir(parents=True)
         (spool / "playfab" / "queue" / name).write_text('{"id":"x","data":{}}\n')
 
-        tracker = new_tracker(trackers, emulator, spool_dir=str(spool), max_spool_records=100)
+        tracker = make_tracker(spool_dir=str(spool), max_spool_records=100)
         send_events(tracker, range(50))
 
         assert 0 == tracker.flush(timeout=DELIVERY)
@@ -234,12 +216,12 @@ class TestDiskFaultsWhileRunning:
 
 
 class TestBounds:
-    def test_the_record_bound_holds_as_records_are_written(self, tmp_path, emulator, trackers):
+    def test_the_record_bound_holds_as_records_are_written(self, tmp_path, emulator, make_tracker):
         """With max_spool_records=100 and the service down, 3,000 events in 30 rounds never leave
         more than the bound on disk, and every record over it is counted as spool_full."""
         spool = str(tmp_path / "spool")
         emulator.fail_next(100_000, 503)
-        tracker = new_tracker(trackers, emulator, spool_dir=spool, max_spool_records=100)
+        tracker = make_tracker(spool_dir=spool, max_spool_records=100)
         largest = 0
         for round_number in range(30):
             send_events(tracker, range(round_number * 100, (round_number + 1) * 100))
