@@ -22,6 +22,11 @@ def sinks(emulator, **playcamp):
     ]
 
 
+def playfab_tracker(emulator, spool, **settings):
+    """A tracker with a PlayFab sink alone, sending to ``emulator`` through ``spool``."""
+    return playhooks.Tracker([playhooks.PlayFab("ABCD", SECRET_KEY, emulator.url)], spool_dir=spool, **settings)
+
+
 def play(tracker, user="player-1", seconds=30, events=("level_completed",)):
     """A session with events, on the tracker's ManualClock."""
     session = tracker.on_session_start(user, **PLAYER)

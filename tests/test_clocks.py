@@ -10,10 +10,9 @@ import time
 
 import pytest
 
-import playhooks
 from playhooks import _clock
 
-from helpers import FAST, PLAYER, SECRET_KEY, event_numbers, wait_for
+from helpers import FAST, PLAYER, event_numbers, playfab_tracker, wait_for
 
 DAY = 24 * 3600.0
 
@@ -33,10 +32,6 @@ def wall(monkeypatch):
     monkeypatch.setattr(time, "time", lambda: real() + moved.offset)
     monkeypatch.setattr(_clock.SystemClock, "wall", staticmethod(lambda: real() + moved.offset))
     return moved
-
-
-def playfab_tracker(emulator, spool, **settings):
-    return playhooks.Tracker([playhooks.PlayFab("ABCD", SECRET_KEY, emulator.url)], spool_dir=spool, **settings)
 
 
 class TestWithinAProcess:

@@ -8,7 +8,7 @@ import threading
 
 import playhooks
 
-from helpers import PLAYER, ROOT, SECRET_KEY, event_numbers
+from helpers import PLAYER, ROOT, SECRET_KEY, event_numbers, playfab_tracker
 
 QUITTER = textwrap.dedent(
     """
@@ -43,7 +43,7 @@ class TestANormalQuit:
         delivered_by_first = len(emulator.events)
         pending_at_quit = int(quitter.stdout.split()[-1])
 
-        with playhooks.Tracker([playhooks.PlayFab("ABCD", SECRET_KEY, emulator.url)], spool_dir=spool) as next_run:
+        with playfab_tracker(emulator, spool) as next_run:
             assert 0 == next_run.flush(timeout=30)
         sent = collections.Counter(event_numbers(emulator))
 

@@ -15,7 +15,7 @@ import playhooks
 from playhooks.emulator import Emulator
 from playhooks.testing import ManualClock
 
-from helpers import FAST, PLAYER, SECRET_KEY, play, sinks
+from helpers import FAST, PLAYER, SECRET_KEY, play, playfab_tracker, sinks
 
 def spool_files(spool, folder):
     found = []
@@ -120,7 +120,7 @@ class TestRetries:
     def test_playfab_retry_after_seconds_is_honoured(self, spool):
         """PlayFab's throttling body (retryAfterSeconds) holds back the next request too."""
         with Emulator(rate_limit=1, rate_window=1.0) as emulator:
-            tracker = playhooks.Tracker([playhooks.PlayFab("ABCD", SECRET_KEY, emulator.url)], spool_dir=spool, retry=FAST)
+            tracker = playfab_tracker(emulator, spool, retry=FAST)
             for number in range(2):
                 tracker.on_character_event("tick", body={"n": number}, **PLAYER)
                 tracker.flush(timeout=5)

@@ -7,7 +7,7 @@ import time
 
 import playhooks
 
-from helpers import PLAYER, SECRET_KEY, wait_for
+from helpers import PLAYER, SECRET_KEY, playfab_tracker, wait_for
 
 
 def queue_files(spool):
@@ -19,7 +19,7 @@ class TestBursts:
     def test_a_burst_of_thousands_is_written_in_one_file_per_round(self, emulator, spool):
         """3,000 events called at once reach the spool in a file a round (a few), not a file per 16."""
         emulator.fail_next(1, 429, headers={"Retry-After": "3600"}, route="playfab")  # the sender waits an hour
-        with playhooks.Tracker([playhooks.PlayFab("ABCD", SECRET_KEY, emulator.url)], spool_dir=spool) as tracker:
+        with playfab_tracker(emulator, spool) as tracker:
             tracker.on_character_event("first", **PLAYER)
             assert wait_for(lambda: tracker.stats().get("retried", 0) == 1, timeout=10)
             before = len(queue_files(spool))
