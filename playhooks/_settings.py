@@ -4,7 +4,7 @@ import hashlib
 import os
 import stat
 import sys
-from typing import Any, List, Optional
+from typing import Any, Iterator, Optional
 
 import attrs
 
@@ -109,14 +109,15 @@ class Settings:
         return os.path.join(_user_data_folder(), "playhooks", f"{program}-{digest}")
 
 
-def spool_folders(settings: Settings) -> List[str]:
+def spool_folders(settings: Settings) -> Iterator[str]:
     """Where the spool may live, best first: the folder the settings name, then one of the same
-    name in a private folder under the system's temporary folder (for a read-only home)."""
-    folders = [settings.spool_folder()]
+    name in a private folder under the system's temporary folder (for a read-only home). The
+    second is looked for, and made, only if asked for."""
+    folder = settings.spool_folder()
+    yield folder
     fallback = _private_temporary_folder()
     if fallback is not None:
-        folders.append(os.path.join(fallback, os.path.basename(folders[0].rstrip("/\\")) or "spool"))
-    return folders
+        yield os.path.join(fallback, os.path.basename(folder.rstrip("/\\")) or "spool")
 
 
 def _private_temporary_folder() -> Optional[str]:

@@ -41,7 +41,7 @@ import re
 import threading
 import time
 import uuid
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
 import attrs
 
@@ -774,7 +774,7 @@ def _fsync_folder(folder: str) -> None:
         os.close(descriptor)
 
 
-def open_spool(folders: Sequence[str], owner: str, drop: Callable[[str, str, int], None], *args: Any, **options: Any) -> Spool:
+def open_spool(folders: Iterable[str], owner: str, drop: Callable[[str, str, int], None], *args: Any, **options: Any) -> Spool:
     """The spool in the first of ``folders`` that can be written; if none can, one in the first
     folder that holds payloads in memory and keeps trying the disk (see ``Spool.problem``).
 
