@@ -31,7 +31,7 @@ class DeliverySink(Sink):
 
     name = "delivery"
     max_batch = 1
-    _secrets: Tuple[str, ...] = ()  # the keys it sends: never to be stored or logged
+    _secrets: Tuple[str, ...] = ()  # the keys it sends, as a server may quote them: never stored or logged
 
     def send(self, payloads: Sequence[Payload]) -> None:  # pragma: no cover - the worker spools instead
         raise TypeError(f"{type(self).__name__} payloads go through the spool")
@@ -51,8 +51,7 @@ class DeliverySink(Sink):
         request headers in an error body, and reasons go to the log, ``stats()`` and ``dead/``."""
         reason = outcome.reason
         for secret in self._secrets:
-            for form in {secret, urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret)}:
-                reason = reason.replace(form, "[redacted]")
+            reason = reason.replace(secret, "[redacted]")
         return outcome if reason == outcome.reason else attrs.evolve(outcome, reason=reason)
 
 
@@ -93,7 +92,7 @@ class PlayCamp(DeliverySink):
         self.key_id = key_id
         self.name = name
         self._headers = {"Authorization": f"Bearer {api_key}"}
-        self._secrets = (api_key, secret)
+        self._secrets = _quoted_forms(api_key, secret)
         self._defaults = _session_defaults(campaign_id, creator_key, platform)
         if type(is_test) is not bool:
             raise ConfigurationError(f"is_test: must be True or False (got {is_test!r})")
@@ -163,7 +162,7 @@ class PlayFab(DeliverySink):
         self.base_url = _checked_url("base_url", base_url or f"https://{title_id.lower()}.playfabapi.com")
         self.name = name
         self._headers = {"X-SecretKey": secret_key}
-        self._secrets = (secret_key,)
+        self._secrets = _quoted_forms(secret_key)
 
     def deliver(self, batch: List[Dict[str, Any]], transport: Any, stopping: Callable[[], bool] = lambda: False) -> Iterator[Outcome]:
         from . import _wire
@@ -182,6 +181,15 @@ class PlayFab(DeliverySink):
 
     def __repr__(self) -> str:
         return f"PlayFab(title_id={self.title_id!r}, base_url={self.base_url!r})"
+
+
+def _quoted_forms(*secrets: str) -> Tuple[str, ...]:
+    """Each secret as it is, and URL-quoted, as an echo may carry it; longest first, so a whole
+    key is cut out before a part of it."""
+    forms = {
+        form for secret in secrets for form in (secret, urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret))
+    }
+    return tuple(sorted(forms, key=len, reverse=True))
 
 
 def _header_safe(key: Any) -> bool:
