@@ -6,6 +6,11 @@ Nagle's algorithm on; a client then pays a TCP handshake per request and, on loo
 connection on its own thread, and lets an application cut a connection off without an answer
 (``raise DropConnection``), which tests need to script network faults.
 
+It is also the far end of every loopback benchmark, so it must not be their ceiling: an answer
+the application gives whole (a list, as the emulator's are) goes out in one write, status line,
+headers and body together, and the WSGI plumbing is its own few lines rather than ``wsgiref``'s
+(which wrote an answer in five, and copied the process's environment into every request's).
+
 It is a server people run, so no client can confuse it or wear it out:
 
 - Framing is strict. A body comes with one ``Content-Length`` of digits. Whatever leaves doubt
@@ -30,19 +35,18 @@ It is a server people run, so no client can confuse it or wear it out:
   ``{"error": "..."}``.
 """
 
+import http
 import io
 import json
 import logging
 import re
 import socket
+import socketserver
 import sys
 import threading
 import time
-from http.client import HTTPMessage
-from socketserver import ThreadingMixIn
-from typing import Any, Callable, List, NoReturn, Optional, Set
-from wsgiref.handlers import SimpleHandler
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
+from typing import Any, Callable, Dict, Iterable, List, NoReturn, Optional, Sequence, Set, Tuple
+from urllib.parse import unquote
 from wsgiref.util import is_hop_by_hop
 
 log = logging.getLogger("playhooks.server")
@@ -51,13 +55,18 @@ MAX_REQUEST_LINE = 8 * 1024
 MAX_HEADER_LINE = 8 * 1024
 MAX_HEAD = 64 * 1024
 MAX_HEADERS = 100
+SERVER_SOFTWARE = "playhooks"
 
 _TOKEN = rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+"
 _REQUEST_LINE = re.compile(rb"(%s) ([!-~]+) HTTP/([0-9]\.[0-9])\r?\n" % _TOKEN)
 _HEADER_LINE = re.compile(rb"(%s):[ \t]*([\t\x20-\x7e\x80-\xff]*?)[ \t]*\r?\n" % _TOKEN)
 _HEADER_NAME = re.compile(_TOKEN.decode())
 _HEADER_VALUE = re.compile("[\t\x20-\x7e\x80-\xff]*")  # what latin-1 can carry, control characters aside
+_STATUS = re.compile("[0-9]{3} [\t\x20-\x7e\x80-\xff]*")
 _DIGITS = re.compile("[0-9]+")
+_ERROR_BODY = b'{"error": "the server failed to answer this request"}'
+
+Fields = List[Tuple[str, str]]  # a request's headers in order, names lower-cased
 
 
 class DropConnection(Exception):
@@ -88,52 +97,135 @@ class _DeadlineReader(io.RawIOBase):
         return True
 
     def readinto(self, buffer: Any) -> int:
-        if self.deadline is not None:
-            remaining = self.deadline - time.monotonic()
-            if remaining <= 0:
-                raise socket.timeout("the request did not arrive in time")
-            self._sock.settimeout(min(remaining, self._idle_timeout))
+        if self.deadline is None:
+            return self._sock.recv_into(buffer)  # the socket's own timeout is the idle timeout
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise socket.timeout("the request did not arrive in time")
+        self._sock.settimeout(min(remaining, self._idle_timeout))
         try:
             return self._sock.recv_into(buffer)
         finally:
             self._sock.settimeout(self._idle_timeout)
 
 
-class _ResponseHandler(SimpleHandler):
-    http_version = "1.1"
-    server_software = "playhooks"
-    error_body = json.dumps({"error": "the server failed to answer this request"}).encode()
-    error_headers = [("Content-Type", "application/json")]
-    dropped = False
+class _Request:
+    """A request's line, headers and body, read whole before the application sees any of it."""
 
-    def start_response(self, status: str, headers: List[Any], exc_info: Any = None) -> Callable[..., Any]:
+    __slots__ = ("line", "method", "target", "version", "fields", "body")
+
+    def __init__(self) -> None:
+        self.line, self.method, self.target, self.version = "", "", "", "HTTP/1.1"
+        self.fields: Fields = []
+        self.body = b""
+
+    def tokens(self, name: str) -> List[str]:
+        """The comma-separated values of every ``name`` header (lower-case), lower-cased; empty ones kept."""
+        return [token.strip().lower() for field, value in self.fields if field == name for token in value.split(",")]
+
+    def has(self, name: str) -> bool:
+        return any(field == name for field, _ in self.fields)
+
+
+class _Answer:
+    """The answer to one request, as a WSGI application gives it (PEP 3333's ``start_response``).
+
+    A body given whole, as a list or tuple, goes out with the head in one write; a body given bit by
+    bit is sent as it comes. An answer without a ``Content-Length`` ends where the connection does;
+    the server adds the length when the body is one block, as ``wsgiref`` does.
+    """
+
+    def __init__(self, handler: "_RequestHandler", head_only: bool) -> None:
+        self._handler = handler
+        self._head_only = head_only  # an answer to HEAD: its body would be read as the next answer's start
+        self.status: Optional[str] = None
+        self.headers: List[Tuple[str, str]] = []
+        self.head_sent = False
+        self.client_gone = False
+
+    def start_response(self, status: str, headers: List[Any], exc_info: Any = None) -> Callable[[bytes], None]:
+        if exc_info is not None:
+            try:
+                if self.head_sent:  # too late to answer otherwise: PEP 3333 says re-raise
+                    raise exc_info[1].with_traceback(exc_info[2])
+            finally:
+                exc_info = None  # no reference cycle through the traceback
+        elif self.status is not None:
+            raise AssertionError("start_response was called twice without exc_info")
         # Checked before anything is sent, so that a bad header is a clean 500, not half a head.
-        if not _HEADER_VALUE.fullmatch(status) or not all(can_send_header(name, value) for name, value in headers):
+        if not (isinstance(status, str) and _STATUS.fullmatch(status)) or not all(
+            can_send_header(name, value) for name, value in headers
+        ):
             names = [name for name, _ in headers]  # values may be secrets: they stay out of the log
             raise ValueError(f"the application's status or headers cannot be sent: {status!r}, {names!r}")
-        return super().start_response(status, headers, exc_info)
+        self.status, self.headers = status, list(headers)
+        return self.write
 
     def write(self, data: bytes) -> None:
-        # An answer to HEAD is its head alone: a body would be read as the start of the next answer.
-        super().write(b"" if self.environ["REQUEST_METHOD"] == "HEAD" else data)
+        """Send a part of the body now (PEP 3333's ``write``, and each part of a streamed body)."""
+        if data:
+            self.send(data, None)
 
-    def cleanup_headers(self) -> None:
-        super().cleanup_headers()
-        if "Content-Length" not in self.headers:  # the answer ends where the connection does
-            self.request_handler.close_connection = True
-        if self.request_handler.close_connection:  # the client asked, spoke HTTP/1.0, or the app failed
-            self.headers["Connection"] = "close"
+    def send(self, data: bytes, length: Optional[int]) -> None:
+        """Send ``data``, after the head if it has not gone yet (with ``length`` if the application gave none)."""
+        if self.status is None:
+            raise AssertionError("the application wrote a body before calling start_response")
+        if self._head_only:
+            data = b""
+        if not self.head_sent:
+            data = self._head(self.status, length) + data
+            self.head_sent = True
+        if data:
+            self._send(data)
 
-    def handle_error(self) -> None:
-        # Whatever was sent of this answer, the connection cannot be trusted to go on.
-        self.request_handler.close_connection = True
-        if isinstance(sys.exc_info()[1], DropConnection):
-            self.dropped = True
-            return
-        super().handle_error()  # logs, then answers 500 unless the answer had begun
+    def _head(self, status: str, length: Optional[int]) -> bytes:
+        names = {name.lower() for name, _ in self.headers}
+        lines = ["HTTP/1.1 " + status]
+        if "date" not in names:
+            lines.append("Date: " + _http_date())
+        if "server" not in names:
+            lines.append("Server: " + SERVER_SOFTWARE)
+        lines.extend(name + ": " + value for name, value in self.headers)
+        if "content-length" not in names:
+            if length is None:
+                self._handler.close_connection = True  # the answer ends where the connection does
+            else:
+                lines.append(f"Content-Length: {length}")
+        if self._handler.close_connection:  # the client asked, spoke HTTP/1.0, or the answer has no length
+            lines.append("Connection: close")
+        lines.append("\r\n")
+        return "\r\n".join(lines).encode("latin-1")
 
-    def log_exception(self, exc_info: Any) -> None:
-        log.error("the application failed on %s", self.environ.get("PATH_INFO"), exc_info=exc_info)
+    def _send(self, data: bytes) -> None:
+        try:
+            self._handler.connection.sendall(data)
+        except OSError:
+            self.client_gone = True
+            raise
+
+
+_date_cache: Tuple[int, str] = (0, "")
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def _http_date() -> str:
+    """Now, as a ``Date`` header says it (RFC 9110, section 5.6.7); made once a second, not per answer."""
+    global _date_cache
+    second = int(time.time())
+    cached_second, text = _date_cache
+    if second != cached_second:
+        t = time.gmtime(second)
+        text = f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year} {t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT"
+        _date_cache = (second, text)  # one tuple, swapped whole: threads see the old pair or the new
+    return text
+
+
+def _length(blocks: Sequence[bytes]) -> Optional[int]:
+    """The length the server gives a body that came without one, as ``wsgiref`` does: one block's, or 0 for none."""
+    if len(blocks) == 1:
+        return len(blocks[0])
+    return None if blocks else 0
 
 
 def can_send_header(name: Any, value: Any) -> bool:
@@ -147,90 +239,92 @@ def can_send_header(name: Any, value: Any) -> bool:
     )
 
 
-class _RequestHandler(WSGIRequestHandler):
-    protocol_version = "HTTP/1.1"  # persistent connections; every answer carries Content-Length
+class _RequestHandler(socketserver.BaseRequestHandler):
+    """Serves one connection: reads each request whole, runs the application, writes its answer."""
+
     server: "ThreadingWSGIServer"
+    connection: socket.socket
 
     def setup(self) -> None:
-        self.timeout = self.server.idle_timeout
-        super().setup()
+        self.connection = self.request
+        self.connection.settimeout(self.server.idle_timeout)
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._reader = _DeadlineReader(self.connection, self.server.idle_timeout)
-        self.rfile.close()  # replaced by one that keeps to the request's deadline
         self.rfile = io.BufferedReader(self._reader)
+        self.close_connection = False
 
     def handle(self) -> None:
-        self.close_connection = False
         while not self.close_connection and self._handle_one():
             pass
 
     def _handle_one(self) -> bool:
         """Read and answer one request; False once the connection is done with."""
-        self.requestline, self.command, self.request_version = "", "", "HTTP/1.1"  # for the log
+        request = _Request()
         self._reader.deadline = None
         try:
             if not self.rfile.peek(1):
                 return False  # the client closed the connection between requests
             self._reader.deadline = time.monotonic() + self.server.request_timeout
-            self._read_head()
-            body = self._read_body()
+            self._read_head(request)
+            request.body = self._read_body(request)
         except _Refusal as refusal:
-            self._refuse(refusal)
+            self._refuse(request, refusal)
             return False
         except OSError:
             return False  # the client left, or took too long: there is no one to answer
-        return self._run_application(body)
+        return self._run_application(request)
 
-    def _read_head(self) -> None:
-        line = self._read_line(MAX_REQUEST_LINE, _Refusal(414, "the request line is too long"))
+    def _read_head(self, request: _Request) -> None:
+        line = self._read_line(MAX_REQUEST_LINE, 414, "the request line is too long")
         match = _REQUEST_LINE.fullmatch(line)
         if match is None:
             raise _Refusal(400, "malformed request line")
-        self.raw_requestline, self.requestline = line, line.rstrip(b"\r\n").decode("ascii")
-        self.command, self.path = match[1].decode("ascii"), match[2].decode("ascii")
-        self.request_version = "HTTP/" + match[3].decode("ascii")
-        if self.request_version not in ("HTTP/1.0", "HTTP/1.1"):
+        request.line = line.rstrip(b"\r\n").decode("ascii")
+        request.method, request.target = match[1].decode("ascii"), match[2].decode("ascii")
+        request.version = "HTTP/" + match[3].decode("ascii")
+        if request.version not in ("HTTP/1.0", "HTTP/1.1"):
             raise _Refusal(505, "only HTTP/1.0 and HTTP/1.1 are served")
-        self.headers = self._read_headers()
-        self.close_connection = self.request_version == "HTTP/1.0" or "close" in _tokens(self.headers, "Connection")
+        request.fields = self._read_fields()
+        self.close_connection = request.version == "HTTP/1.0" or "close" in request.tokens("connection")
 
-    def _read_headers(self) -> HTTPMessage:
-        headers = HTTPMessage()
+    def _read_fields(self) -> Fields:
+        fields: Fields = []
         size = 0
         while True:
-            line = self._read_line(MAX_HEADER_LINE, _Refusal(431, "a header line is too long"))
+            line = self._read_line(MAX_HEADER_LINE, 431, "a header line is too long")
             if line in (b"\r\n", b"\n"):
-                return headers
+                return fields
             size += len(line)
-            if size > MAX_HEAD or len(headers) >= MAX_HEADERS:
+            if size > MAX_HEAD or len(fields) >= MAX_HEADERS:
                 raise _Refusal(431, "the headers are too many or too large")
             match = _HEADER_LINE.fullmatch(line)
             if match is None:
                 raise _Refusal(400, "malformed header line")
-            headers[match[1].decode("ascii")] = match[2].decode("latin-1")  # PEP 3333: header text is latin-1
+            name, value = match.groups()
+            fields.append((name.decode("ascii").lower(), value.decode("latin-1")))  # PEP 3333: latin-1
 
-    def _read_line(self, limit: int, too_long: _Refusal) -> bytes:
+    def _read_line(self, limit: int, status: int, too_long: str) -> bytes:
         line = self.rfile.readline(limit + 1)
         if len(line) > limit:
-            raise too_long
-        if not line.endswith(b"\n"):
+            raise _Refusal(status, too_long)
+        if line[-1:] != b"\n":
             raise ConnectionResetError("the client closed the connection mid-request")
         return line
 
-    def _read_body(self) -> bytes:
-        length = self._body_length()
-        if length and "100-continue" in _tokens(self.headers, "Expect") and self.request_version == "HTTP/1.1":
-            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        body = self.rfile.read(length)
+    def _read_body(self, request: _Request) -> bytes:
+        length = self._body_length(request)
+        if length and request.version == "HTTP/1.1" and "100-continue" in request.tokens("expect"):
+            self.connection.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+        body = self.rfile.read(length) if length else b""
         if len(body) < length:
             raise ConnectionResetError("the client closed the connection mid-body")
         return body
 
-    def _body_length(self) -> int:
+    def _body_length(self, request: _Request) -> int:
         """How many bytes of body follow the head, by the one framing this server takes."""
-        if "Transfer-Encoding" in self.headers:
-            self._refuse_transfer_encoding()
-        lengths = self.headers.get_all("Content-Length", [])
+        if request.has("transfer-encoding"):
+            self._refuse_transfer_encoding(request)
+        lengths = [value for name, value in request.fields if name == "content-length"]
         if len(lengths) > 1:
             raise _Refusal(400, "more than one Content-Length")
         if not lengths:
@@ -242,55 +336,115 @@ class _RequestHandler(WSGIRequestHandler):
             raise _Refusal(413, f"the body is over {self.server.max_body_bytes} bytes")
         return int(significant or "0")
 
-    def _refuse_transfer_encoding(self) -> NoReturn:
-        codings = _tokens(self.headers, "Transfer-Encoding")
+    def _refuse_transfer_encoding(self, request: _Request) -> NoReturn:
+        codings = request.tokens("transfer-encoding")
         well_formed = codings[-1:] == ["chunked"] and codings.count("chunked") == 1
         well_formed = well_formed and all(_HEADER_NAME.fullmatch(coding) for coding in codings)
-        if not well_formed or "Content-Length" in self.headers or self.request_version == "HTTP/1.0":
+        if not well_formed or request.has("content-length") or request.version == "HTTP/1.0":
             raise _Refusal(400, "malformed Transfer-Encoding")
         raise _Refusal(501, "Transfer-Encoding is not supported: send a Content-Length")
 
-    def _refuse(self, refusal: _Refusal) -> None:
+    def _refuse(self, request: _Request, refusal: _Refusal) -> None:
         self.close_connection = True
         body = json.dumps({"error": refusal.message}).encode()
+        head = (
+            f"HTTP/1.1 {refusal.status} {http.HTTPStatus(refusal.status).phrase}\r\n"
+            f"Date: {_http_date()}\r\nServer: {SERVER_SOFTWARE}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        )
+        log.debug('%s "%s" %s (%s)', self.client_address[0], request.line, refusal.status, refusal.message)
         try:
-            self.send_response(refusal.status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Connection", "close")
-            self.end_headers()
-            self.wfile.write(body)
+            self.connection.sendall(head.encode("latin-1") + body)
         except OSError:
             pass  # the client is gone: nothing to tell it
 
-    def _run_application(self, body: bytes) -> bool:
-        environ = self.get_environ()
-        if body:
-            environ["CONTENT_LENGTH"] = str(len(body))  # the header's digits may carry leading zeros
-        handler = _ResponseHandler(io.BytesIO(body), self.wfile, self.get_stderr(), environ, multithread=True, multiprocess=False)
-        handler.request_handler = self
-        handler.run(self.server.get_app())
-        if handler.dropped:
-            try:
-                self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+    def _run_application(self, request: _Request) -> bool:
+        """Answer ``request`` with the application; False if the connection must now close."""
+        answer = _Answer(self, head_only=request.method == "HEAD")
+        result: Optional[Iterable[bytes]] = None
+        try:
+            result = self.server.app(self._environ(request), answer.start_response)
+            if isinstance(result, (list, tuple)):  # the body whole: one write
+                answer.send(b"".join(result), _length(result))
+            else:
+                for data in result:
+                    answer.write(data)
+                answer.send(b"", 0)  # the head, if nothing was written: an empty body
+        except DropConnection:
+            self._drop()
             return False
+        except Exception:
+            if answer.client_gone:
+                return False  # no one to answer
+            self._fail(request, answer)
+            return False
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:
+                    log.error("the application failed closing its answer to %s", request.target, exc_info=True)
+                    self.close_connection = True
+        log.debug('%s "%s" %s', self.client_address[0], request.line, (answer.status or "")[:3])
         return True
 
-    def version_string(self) -> str:
-        return _ResponseHandler.server_software
+    def _environ(self, request: _Request) -> Dict[str, Any]:
+        """The request as PEP 3333 gives it to an application; headers as ``HTTP_*`` keys, as CGI names them."""
+        path, _, query = request.target.partition("?")
+        environ: Dict[str, Any] = {
+            "REQUEST_METHOD": request.method,
+            "SCRIPT_NAME": "",
+            "PATH_INFO": unquote(path, "iso-8859-1"),
+            "QUERY_STRING": query,
+            "SERVER_NAME": self.server.server_name,
+            "SERVER_PORT": self.server.server_port,
+            "SERVER_PROTOCOL": request.version,
+            "SERVER_SOFTWARE": SERVER_SOFTWARE,
+            "GATEWAY_INTERFACE": "CGI/1.1",
+            "REMOTE_ADDR": self.client_address[0],
+            "wsgi.version": (1, 0),
+            "wsgi.url_scheme": "http",
+            "wsgi.input": io.BytesIO(request.body),
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": True,
+            "wsgi.multiprocess": False,
+            "wsgi.run_once": False,
+        }
+        for name, value in request.fields:
+            key = name.upper().replace("-", "_")
+            if name == "content-type":
+                environ.setdefault("CONTENT_TYPE", value)
+            elif key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+                continue  # the length is the body's own (its digits may carry leading zeros)
+            elif "HTTP_" + key in environ:
+                environ["HTTP_" + key] += "," + value  # repeated headers, comma-separated
+            else:
+                environ["HTTP_" + key] = value
+        if request.body or request.has("content-length"):
+            environ["CONTENT_LENGTH"] = str(len(request.body))
+        return environ
 
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s %s", self.address_string(), format % args)
+    def _drop(self) -> None:
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def _fail(self, request: _Request, answer: _Answer) -> None:
+        """The application failed: log it, and answer 500 unless its answer had begun."""
+        log.error("the application failed on %s", request.target.partition("?")[0], exc_info=True)
+        self.close_connection = True  # whatever was sent of this answer, the connection cannot be trusted to go on
+        if answer.head_sent:
+            return
+        answer.status, answer.headers = "500 Internal Server Error", [("Content-Type", "application/json")]
+        try:
+            answer.send(_ERROR_BODY, len(_ERROR_BODY))
+        except OSError:
+            pass  # the client is gone: nothing to tell it
 
 
-def _tokens(headers: HTTPMessage, name: str) -> List[str]:
-    """The comma-separated values of every ``name`` header, lower-cased; empty ones kept."""
-    return [token.strip().lower() for value in headers.get_all(name, []) for token in value.split(",")]
-
-
-class ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+class ThreadingWSGIServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
     daemon_threads = True  # a hung connection must never keep the process alive
     allow_reuse_address = True
     block_on_close = False
@@ -299,6 +453,12 @@ class ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
     idle_timeout = 60.0  # seconds a kept-alive connection may wait for its next request
     max_connections = 512  # served at once, a thread each; more wait in the backlog
     max_body_bytes = 8 * 1024 * 1024
+    app: Callable[..., Any]
+
+    def server_bind(self) -> None:
+        super().server_bind()
+        host, port = self.server_address[:2]
+        self.server_name, self.server_port = str(host), str(port)
 
     def server_activate(self) -> None:
         super().server_activate()
@@ -368,7 +528,7 @@ class ServerThread:
         max_body_bytes: int = ThreadingWSGIServer.max_body_bytes,
     ) -> None:
         self.server = ThreadingWSGIServer((host, port), _RequestHandler)
-        self.server.set_app(app)
+        self.server.app = app
         self.server.request_timeout, self.server.idle_timeout = request_timeout, idle_timeout
         self.server.max_connections, self.server.max_body_bytes = max_connections, max_body_bytes
         bound_host, bound_port = self.server.server_address[:2]

@@ -1,6 +1,7 @@
-"""The HTTP server over raw sockets on loopback: framing, limits, deadlines, load, failing applications."""
+"""The HTTP server over raw sockets on loopback: framing, limits, deadlines, load, failing applications, writes."""
 
 import json
+import os
 import select
 import selectors
 import socket
@@ -9,6 +10,7 @@ import time
 
 import pytest
 
+from playhooks import _server
 from playhooks._server import ServerThread
 from playhooks.emulator import Emulator
 
@@ -42,6 +44,10 @@ class App:
             return [b""]
         if path == "/hold":
             self._hold()
+        if path == "/environ":
+            answer = json.dumps(sorted(environ)).encode()
+            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(answer)))])
+            return [answer]
         answer = json.dumps({"path": path, "body": len(body), "note": environ.get("HTTP_X_NOTE")}).encode()
         start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(answer)))])
         return [answer]
@@ -499,3 +505,61 @@ class TestApplicationFailures:
         [(status, headers, _)] = ask(server, request("/bad-header", method="GET") + CLOSE)
 
         assert (500, "application/json") == (status, headers["content-type"])
+
+
+class CountingSocket:
+    """A connection's socket that notes each ``sendall`` and the Nagle setting the server left it with."""
+
+    def __init__(self, sock, writes):
+        self._sock = sock
+        self._writes = writes
+
+    def sendall(self, data):
+        self._writes.append((bytes(data), self._sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)))
+        return self._sock.sendall(data)
+
+    def __getattr__(self, name):
+        return getattr(self._sock, name)
+
+
+@pytest.fixture
+def writes(monkeypatch):
+    """Every write the server makes to a connection: (the bytes, whether TCP_NODELAY was on)."""
+    noted = []
+    setup = _server._RequestHandler.setup
+
+    def counting_setup(handler):
+        setup(handler)
+        handler.connection = CountingSocket(handler.connection, noted)
+
+    monkeypatch.setattr(_server._RequestHandler, "setup", counting_setup)
+    return noted
+
+
+class TestWrites:
+    def test_each_answer_is_one_write_with_nagle_off(self, writes):
+        """Status line, headers and body of each answer leave in one write, on a TCP_NODELAY socket."""
+        with Emulator() as emulator:
+            host, port = emulator.url.replace("http://", "").split(":")
+            with socket.create_connection((host, int(port)), timeout=5) as sock:
+                for number in range(3):
+                    sock.sendall(session_request(number).replace(b"Connection: close", b"X-Note: kept-alive"))
+                    [(status, _, body)] = parse(read_one(sock))
+                    assert (201, f"s-{number}") == (status, json.loads(body)["data"]["sessionId"])
+
+        assert 3 == len(writes)
+        assert all(data.startswith(b"HTTP/1.1 201 ") and data.endswith(b"}") and nodelay for data, nodelay in writes)
+
+    def test_a_refusal_is_one_write(self, server, writes):
+        """The server's own answers (here a 400) are one write too."""
+        [(status, _, _)] = ask(server, b"GET  / HTTP/1.1\r\n\r\n")
+
+        assert (400, 1) == (status, len(writes))
+
+    def test_the_environ_holds_the_request_not_the_process_environment(self, server):
+        """Variables of the server's process (PATH, or an HTTP_PROXY that would pass for a header) stay out."""
+        [(_, _, body)] = ask(server, request("/environ", headers=["X-Note: a", "Connection: close"]))
+
+        keys = json.loads(body)
+        assert "HTTP_X_NOTE" in keys and "PATH_INFO" in keys
+        assert [] == [key for key in keys if key in os.environ]
