@@ -33,6 +33,7 @@ never apply: ``GET sessions``, ``events``, ``rejected``, ``requests`` (headers, 
 redacted), ``counters``; ``POST reset`` and ``POST faults`` (a fault as JSON).
 """
 
+import functools
 import http
 import json
 import logging
@@ -294,7 +295,7 @@ class Emulator:
             reply = refused.reply
         body = b"" if reply.body is None else _wire.encode(reply.body)
         headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body))), *reply.headers]
-        start_response(f"{reply.status} {http.HTTPStatus(reply.status).phrase}", headers)
+        start_response(_STATUS_LINES[reply.status], headers)
         return [body]
 
     def _serve_api(self, environ: Dict[str, Any], method: str, path: str, raw: bytes) -> _Reply:
@@ -528,16 +529,17 @@ class Emulator:
     def _log_request(self, environ: Dict[str, Any], method: str, path: str) -> None:
         headers = {}
         for key, value in environ.items():
-            if key.startswith("HTTP_") or key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-                name = key[5:] if key.startswith("HTTP_") else key
-                name = "-".join(part.capitalize() for part in name.split("_"))
-                headers[name] = "<redacted>" if name.lower() in SECRET_HEADERS else value
+            name, secret = _header_name(key)
+            if name:
+                headers[name] = "<redacted>" if secret else value
         with self._lock:
             self._counters["requests"] += 1
             self._requests.append({"method": method, "path": path, "headers": headers, "time": time.time()})
             del self._requests[:-MAX_REQUEST_LOG]
 
     def _record(self, kind: str, data: Dict[str, Any]) -> None:
+        if self._record_file is None:  # looked at again under the lock: this only spares the JSON
+            return
         line = json.dumps({"kind": kind, "payload": data}, ensure_ascii=False) + "\n"
         with self._lock:
             if self._record_file is None:
@@ -564,17 +566,34 @@ class Emulator:
         return f"<Emulator {where}>"
 
 
+@functools.lru_cache(maxsize=256)
+def _header_name(key: str) -> Tuple[str, bool]:
+    """A request header's name from its environ key (``HTTP_X_SECRETKEY`` is ``X-Secretkey``), or "" for
+    a key that is not a header; and whether its value is a secret, never to be listed."""
+    if key.startswith("HTTP_"):
+        key = key[5:]
+    elif key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+        return "", False
+    name = "-".join(part.capitalize() for part in key.split("_"))
+    return name, name.lower() in SECRET_HEADERS
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
+
+
+# Python's parser also takes NaN and Infinity, which no JSON client sends. One decoder for all
+# requests: json.loads with a parse_constant would build a new one for each.
+_JSON = json.JSONDecoder(parse_constant=_not_json)
+
+
 def _parse_json(raw: bytes) -> Any:
-    """Strict JSON: Python's parser also takes NaN and Infinity, which no JSON client sends.
+    """Strict JSON, in any encoding ``json.loads`` takes.
 
     Nesting too deep for the parser's recursion (``[`` a hundred thousand times) is not JSON either.
     """
-
-    def refuse(constant: str) -> Any:
-        raise ValueError(f"{constant} is not JSON")
-
     try:
-        return json.loads(raw, parse_constant=refuse)
+        return _JSON.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))
     except RecursionError:
         raise ValueError("nested too deep") from None
 
@@ -607,6 +626,8 @@ def _bulk_envelope_problem(data: Any) -> Optional[Tuple[str, str]]:
         return "isTest", "must be true or false"
     return None
 
+
+_STATUS_LINES = {status.value: f"{status.value} {status.phrase}" for status in http.HTTPStatus}
 
 _PLAYCAMP_CODES = {
     400: "VALIDATION_ERROR",
