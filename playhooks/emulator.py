@@ -30,7 +30,8 @@ client must cope with):
 
 Inspection lives under ``/_emulator/``, a prefix no real API uses, where faults and rate limits
 never apply: ``GET sessions``, ``events``, ``rejected``, ``requests`` (headers, secrets
-redacted), ``counters``; ``POST reset`` and ``POST faults`` (a fault as JSON).
+redacted), ``counters``, ``in_flight``, ``max_in_flight``; ``POST reset`` and ``POST faults``
+(a fault as JSON).
 """
 
 import functools
@@ -47,7 +48,7 @@ import attrs
 
 from . import _wire
 from ._errors import PayloadError
-from ._faults import DEFAULT_HANG_SECONDS, Fault, FaultPlan
+from ._faults import DEFAULT_HANG_SECONDS, ROUTE_GROUPS, Fault, FaultPlan
 from ._models import (
     MAX_BULK_SESSIONS,
     BulkItemResult,
@@ -71,6 +72,8 @@ PLAYCAMP_SESSIONS = "/v1/server/playtime/sessions"
 PLAYCAMP_BULK = "/v1/server/playtime/sessions/bulk"
 PLAYFAB_EVENT = "/Server/WriteCharacterEvent"
 INSPECTION = "/_emulator/"
+SERVICES = tuple(ROUTE_GROUPS)  # "playcamp", "playfab": what in_flight and max_in_flight count by
+_SERVICE_OF = {path: service for service, paths in ROUTE_GROUPS.items() for path in paths}
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
 MAX_REQUEST_LOG = 1000
@@ -139,8 +142,9 @@ class Emulator:
         self._record_path = record
         self._record_file: Optional[TextIO] = None
         self._lock = threading.Lock()
-        self._answered = threading.Condition(self._lock)  # notified after each API request
+        self._changed = threading.Condition(self._lock)  # notified as each API request arrives and is answered
         self._stopped = threading.Event()
+        self._in_flight: Dict[str, int] = dict.fromkeys(SERVICES, 0)  # outlives a reset: those requests still end
         self._server: Optional[ServerThread] = None
         self._server_url = ""  # where it served last: a test can check that nothing answers there
         self._clear()
@@ -155,6 +159,7 @@ class Emulator:
         self._counters: Dict[str, int] = dict.fromkeys(
             ("requests", "sessions", "duplicates", "events", "rejected", "rateLimited", "faults"), 0
         )
+        self._max_in_flight = dict(self._in_flight)
 
     # -- running ---------------------------------------------------------------------------------
 
@@ -228,22 +233,47 @@ class Emulator:
         with self._lock:
             return dict(self._counters)
 
+    @property
+    def in_flight(self) -> Dict[str, int]:
+        """API requests being handled now, by service (``"playcamp"``, ``"playfab"``).
+
+        A request counts from its arrival until its answer is ready, including while a ``delay`` or
+        a ``hang`` fault holds it. A request to an unknown route is not counted.
+        """
+        with self._lock:
+            return dict(self._in_flight)
+
+    @property
+    def max_in_flight(self) -> Dict[str, int]:
+        """The most API requests handled at once, by service, since the start or the last ``reset``.
+
+        For tests of a client's concurrency: one that keeps at most N requests in flight to a service
+        never makes this exceed N. A ``reset`` starts it again from the requests in flight then.
+        """
+        with self._lock:
+            return dict(self._max_in_flight)
+
     def wait_until(self, predicate: Callable[["Emulator"], bool], timeout: float) -> bool:
         """Wait, for at most ``timeout`` seconds, until ``predicate(emulator)`` holds after a request.
 
-        For tests: ``emulator.wait_until(lambda e: e.counters["duplicates"] == 1, 10)``.
+        Looked at again as each API request arrives and as each is answered. For tests:
+        ``emulator.wait_until(lambda e: e.counters["duplicates"] == 1, 10)``, or
+        ``emulator.wait_until(lambda e: e.in_flight["playcamp"] == 1, 10)`` for a request held by a fault.
         """
         deadline = time.monotonic() + timeout
         while not predicate(self):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
-            with self._answered:
-                self._answered.wait(min(remaining, 0.5))  # also looks again now and then
+            with self._changed:
+                self._changed.wait(min(remaining, 0.5))  # also looks again now and then
         return True
 
     def reset(self) -> None:
-        """Forget everything recorded, scripted faults and rate-limit history included."""
+        """Forget everything recorded, scripted faults and rate-limit history included.
+
+        Requests still being handled stay in ``in_flight``, and ``max_in_flight`` starts from them.
+        """
         with self._lock:
             self._clear()
         self._faults.clear()
@@ -269,7 +299,10 @@ class Emulator:
         self._faults.add(Fault("status", count, route, status, dict(headers or {}), body))
 
     def delay_next(self, count: int = 1, seconds: float = 1.0, *, route: Optional[str] = None) -> None:
-        """Answer the next ``count`` requests normally, but only after ``seconds``."""
+        """Answer the next ``count`` requests (on ``route``, as for ``fail_next``) normally, but only after ``seconds``.
+
+        Only those requests wait: other connections are answered meanwhile.
+        """
         self._faults.add(Fault("delay", count, route, seconds=seconds))
 
     def drop_next(self, count: int = 1, *, route: Optional[str] = None) -> None:
@@ -277,7 +310,10 @@ class Emulator:
         self._faults.add(Fault("drop", count, route))
 
     def hang_next(self, count: int = 1, *, route: Optional[str] = None, seconds: float = DEFAULT_HANG_SECONDS) -> None:
-        """Answer nothing to the next ``count`` requests, until ``stop`` or ``seconds`` pass."""
+        """Answer nothing to the next ``count`` requests (on ``route``), until ``stop`` or ``seconds`` pass.
+
+        Then their connections are closed. Only those requests are held: other connections go on.
+        """
         self._faults.add(Fault("hang", count, route, seconds=seconds))
 
     # -- the WSGI application --------------------------------------------------------------------
@@ -299,15 +335,25 @@ class Emulator:
         return [body]
 
     def _serve_api(self, environ: Dict[str, Any], method: str, path: str, raw: bytes) -> _Reply:
-        self._log_request(environ, method, path)
+        service = _SERVICE_OF.get(path) if method == "POST" else None
+        self._arrive(environ, method, path, service)
+        try:
+            if service is None:
+                return self._playcamp_error(404, "NOT_FOUND", f"no route for {method} {path}")
+            return self._serve_route(environ, path, raw)
+        finally:
+            with self._lock:
+                if service is not None:
+                    self._in_flight[service] -= 1
+                self._changed.notify_all()
+
+    def _serve_route(self, environ: Dict[str, Any], path: str, raw: bytes) -> _Reply:
         routes = {
             PLAYCAMP_SESSIONS: self._playcamp_session,
             PLAYCAMP_BULK: self._playcamp_bulk,
             PLAYFAB_EVENT: self._playfab_event,
         }
-        route = routes.get(path) if method == "POST" else None
-        if route is None:
-            return self._playcamp_error(404, "NOT_FOUND", f"no route for {method} {path}")
+        route = routes[path]
         fault = self._faults.take(path)
         if fault is not None:
             with self._lock:
@@ -319,20 +365,20 @@ class Emulator:
             reply = route(environ, raw)
         except _Refused as refused:
             reply = refused.reply
-        with self._lock:
-            if reply.status >= 400 or _is_wrapped_error(reply):
+        if reply.status >= 400 or _is_wrapped_error(reply):
+            with self._lock:
                 self._counters["rejected"] += 1
                 self._rejected.append({"path": path, "status": reply.status, "reply": reply.body})
-            self._answered.notify_all()
         return reply
 
     def _apply(self, fault: Fault, path: str) -> Optional[_Reply]:
         """Carry out a fault: an answer to send instead, or None to go on normally (after a delay)."""
+        # A wait past TIMEOUT_MAX (days; a fault may script any number) is one the lock cannot take.
         if fault.kind == "delay":
-            self._stopped.wait(fault.seconds)
+            self._stopped.wait(min(fault.seconds, threading.TIMEOUT_MAX))
             return None
         if fault.kind == "hang":
-            self._stopped.wait(fault.seconds)
+            self._stopped.wait(min(fault.seconds, threading.TIMEOUT_MAX))
             raise DropConnection()
         if fault.kind == "drop":
             raise DropConnection()
@@ -512,7 +558,7 @@ class Emulator:
     # -- inspection ------------------------------------------------------------------------------
 
     def _inspect(self, method: str, name: str, raw: bytes) -> _Reply:
-        if method == "GET" and name in ("sessions", "events", "rejected", "requests", "counters"):
+        if method == "GET" and name in ("sessions", "events", "rejected", "requests", "counters", "in_flight", "max_in_flight"):
             return _Reply(200, {name: getattr(self, name)})
         if method == "POST" and name == "reset":
             self.reset()
@@ -526,7 +572,8 @@ class Emulator:
             return _Reply(200, {"scripted": spec})
         return _Reply(404, {"error": f"no inspection route {method} {INSPECTION}{name}"})
 
-    def _log_request(self, environ: Dict[str, Any], method: str, path: str) -> None:
+    def _arrive(self, environ: Dict[str, Any], method: str, path: str, service: Optional[str]) -> None:
+        """Log an API request (its secrets redacted) and, if it is for a service, count it in flight."""
         headers = {}
         for key, value in environ.items():
             name, secret = _header_name(key)
@@ -536,6 +583,10 @@ class Emulator:
             self._counters["requests"] += 1
             self._requests.append({"method": method, "path": path, "headers": headers, "time": time.time()})
             del self._requests[:-MAX_REQUEST_LOG]
+            if service is not None:
+                self._in_flight[service] += 1
+                self._max_in_flight[service] = max(self._max_in_flight[service], self._in_flight[service])
+                self._changed.notify_all()
 
     def _record(self, kind: str, data: Dict[str, Any]) -> None:
         if self._record_file is None:  # looked at again under the lock: this only spares the JSON

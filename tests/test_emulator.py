@@ -58,6 +58,31 @@ def post_event(http, emulator, headers=PLAYFAB_HEADERS, **options):
     return post(http, emulator, EVENTS, EVENT_BODY, headers, **options)
 
 
+class Background:
+    """A request on a thread of its own, for one the emulator holds: its status, or the error it ended with."""
+
+    def __init__(self, send):
+        self.outcome = None
+        self._thread = threading.Thread(target=self._run, args=(send,), daemon=True)
+        self._thread.start()
+
+    def _run(self, send):
+        try:
+            self.outcome = send()[0]
+        except Exception as error:  # the test reads it after join()
+            self.outcome = error
+
+    def join(self):
+        self._thread.join(10)
+        assert not self._thread.is_alive(), "the held request never ended"
+        return self.outcome
+
+
+def pool_manager():
+    """A client of its own for a request on another thread, with a read timeout past any hold in these tests."""
+    return urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(connect=2, read=30))
+
+
 def inspect(http, emulator, name):
     response = http.request("GET", f"{emulator.url}/_emulator/{name}")
     assert 200 == response.status
@@ -141,6 +166,32 @@ class TestNetworkFaults:
 
         assert time.monotonic() - started >= 0.3
         assert (201, True) == (status, body["data"]["recorded"])
+
+    @pytest.mark.parametrize("hold", ["hang", "delay"])
+    def test_a_held_playcamp_request_does_not_delay_playfab(self, http, emulator, hold):
+        """While a PlayCamp request is hung (or delayed), a PlayFab request on another connection is answered at once."""
+        if hold == "hang":
+            emulator.hang_next(1, route="playcamp")
+        else:
+            emulator.delay_next(1, seconds=60, route="playcamp")
+        with pool_manager() as other:
+            held = Background(lambda: post_session(other, emulator))
+            assert emulator.wait_until(lambda e: e.in_flight["playcamp"] == 1, 10)
+
+            status, _, _ = post_event(http, emulator, timeout=urllib3.Timeout(connect=2, read=5))
+            still_held = emulator.in_flight
+            emulator.stop()  # releases the held request
+            held.join()
+
+        assert (200, {"playcamp": 1, "playfab": 0}) == (status, still_held)
+
+    def test_a_fault_on_one_route_leaves_the_other_route_alone(self, http, emulator):
+        """hang_next(route=...) holds the next request on that route only: the other route's requests pass it by."""
+        emulator.hang_next(1, route="playfab")
+
+        assert (201, 201) == (post_session(http, emulator)[0], post_session(http, emulator, "s-2")[0])
+        with pytest.raises(urllib3.exceptions.ReadTimeoutError):
+            post_event(http, emulator, timeout=urllib3.Timeout(connect=2, read=0.2))
 
     def test_random_faults_repeat_with_the_seed(self, http):
         """The same seed gives the same faults on the same requests."""
@@ -331,6 +382,74 @@ class TestConcurrency:
         assert ("close", 201, 201) == (first.headers["Connection"], first.status, second.status)
 
 
+class TestInFlight:
+    def test_requests_one_at_a_time_are_one_in_flight(self, http, emulator):
+        """A client that waits for each answer never has more than one request in flight."""
+        for number in range(3):
+            post_session(http, emulator, f"s-{number}")
+            post_event(http, emulator)
+
+        assert ({"playcamp": 1, "playfab": 1}, {"playcamp": 0, "playfab": 0}) == (emulator.max_in_flight, emulator.in_flight)
+
+    def test_held_requests_count_while_held(self, emulator):
+        """Three PlayFab requests a hang holds are three in flight, for PlayFab alone, until they end."""
+        emulator.hang_next(3, route="playfab")
+        with pool_manager() as other:
+            held = [Background(lambda: post_event(other, emulator)) for _ in range(3)]
+            assert emulator.wait_until(lambda e: e.in_flight["playfab"] == 3, 10)
+            while_held = emulator.max_in_flight
+            emulator.stop()
+            for request in held:
+                request.join()
+
+        assert {"playcamp": 0, "playfab": 3} == while_held
+        assert ({"playcamp": 0, "playfab": 0}, {"playcamp": 0, "playfab": 3}) == (emulator.in_flight, emulator.max_in_flight)
+
+    def test_both_playcamp_routes_count_as_playcamp(self, emulator):
+        """A held single-session request and a held bulk request are two PlayCamp requests in flight."""
+        emulator.hang_next(2, route="playcamp")
+        bulk = {"sessions": [session_body("s-2")]}
+        with pool_manager() as other:
+            held = [
+                Background(lambda: post_session(other, emulator)),
+                Background(lambda: post(other, emulator, SESSIONS + "/bulk", bulk, PLAYCAMP_HEADERS)),
+            ]
+            assert emulator.wait_until(lambda e: e.in_flight == {"playcamp": 2, "playfab": 0}, 10)
+            emulator.stop()
+            for request in held:
+                request.join()
+
+        assert {"playcamp": 2, "playfab": 0} == emulator.max_in_flight
+
+    def test_unknown_routes_and_inspection_are_not_counted(self, http, emulator):
+        """Only requests to the services' routes count: not a 404, not an inspection query."""
+        assert 404 == post(http, emulator, "/v1/elsewhere", {}, PLAYCAMP_HEADERS)[0]
+        inspect(http, emulator, "counters")
+
+        assert {"playcamp": 0, "playfab": 0} == emulator.max_in_flight
+
+    def test_reset_starts_again_from_the_requests_in_flight(self, http, emulator):
+        """After a reset, the most in flight is what was in flight then, and it grows from there."""
+        post_session(http, emulator)
+        emulator.hang_next(1, route="playfab")
+        with pool_manager() as other:
+            held = Background(lambda: post_event(other, emulator))
+            assert emulator.wait_until(lambda e: e.in_flight["playfab"] == 1, 10)
+            emulator.reset()
+            after_reset = emulator.max_in_flight
+            emulator.stop()
+            held.join()
+
+        assert {"playcamp": 0, "playfab": 1} == after_reset
+
+    def test_inspection_over_http(self, http, emulator):
+        """GET /_emulator/in_flight and /_emulator/max_in_flight answer as the properties do."""
+        post_event(http, emulator)
+
+        assert {"playcamp": 0, "playfab": 0} == inspect(http, emulator, "in_flight")
+        assert {"playcamp": 0, "playfab": 1} == inspect(http, emulator, "max_in_flight")
+
+
 class TestServer:
     def test_a_stopped_emulator_answers_no_kept_alive_connection(self, http):
         """After stop(), a pooled connection gets no answer: a stopped server is really down."""
@@ -437,7 +556,16 @@ class TestHostileBodies:
 
 
 class TestSettings:
-    @pytest.mark.parametrize("settings", [{"rate_limit": 0}, {"rate_limit": -1}, {"rate_window": 0}, {"fault_rate": 2}], ids=str)
+    @pytest.mark.parametrize(
+        "settings",
+        [
+            {"rate_limit": 0},
+            {"rate_limit": -1},
+            {"rate_window": 0},
+            {"fault_rate": 2},
+        ],
+        ids=str,
+    )
     def test_impossible_settings_are_refused_at_construction(self, settings):
         """A limit that could only refuse everything (or nothing, silently) is a ValueError, not a 500 per request."""
         options = {"rate_limit": 1, **settings}
