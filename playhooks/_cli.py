@@ -31,6 +31,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     emulate.add_argument("--seed", type=int, help="seed for the random faults, for repeatable runs")
     at_least_one = _number(int, 1, math.inf, "a whole number, 1 or more")
     emulate.add_argument("--rate-limit", type=at_least_one, help="requests allowed per second and key; past it, 429")
+    seconds = _number(float, 0, threading.TIMEOUT_MAX, "a number of seconds, 0 or more")
+    emulate.add_argument(
+        "--latency", type=seconds, default=0.0, help="seconds added to every API request, as over a real network (default: 0)"
+    )
     arguments = parser.parse_args(argv)
     if arguments.command == "demo":
         from ._demo import run
@@ -73,6 +77,7 @@ def _emulate(arguments: argparse.Namespace) -> int:
             fault_rate=arguments.fault_rate,
             seed=arguments.seed,
             rate_limit=arguments.rate_limit,
+            latency=arguments.latency,
         )
         emulator.start()
     except (OSError, ValueError) as error:

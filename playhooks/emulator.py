@@ -28,10 +28,10 @@ client must cope with):
 - Scripted faults stand for the network and the infrastructure in front of the service: a status
   fault is answered with that HTTP status even when PlayFab's ``X-ReportErrorAsSuccess`` is set.
 
-Inspection lives under ``/_emulator/``, a prefix no real API uses, where faults and rate limits
-never apply: ``GET sessions``, ``events``, ``rejected``, ``requests`` (headers, secrets
-redacted), ``counters``, ``in_flight``, ``max_in_flight``; ``POST reset`` and ``POST faults``
-(a fault as JSON).
+Inspection lives under ``/_emulator/``, a prefix no real API uses, where faults, rate limits and
+the added latency never apply: ``GET sessions``, ``events``, ``rejected``, ``requests`` (headers,
+secrets redacted), ``counters``, ``in_flight``, ``max_in_flight``; ``POST reset`` and
+``POST faults`` (a fault as JSON).
 """
 
 import functools
@@ -112,9 +112,11 @@ class Emulator:
             for no limit.
         fault_rate, seed: the share of API requests answered with a random fault, repeatably.
         record: a file to append each accepted payload to, one JSON line each; opened by ``start``.
+        latency: seconds every API request waits before it is handled, as over a real network.
+            Each waits on its own connection's thread: other connections go on meanwhile.
 
     Raises:
-        ValueError: a rate limit, rate window or fault rate that cannot be applied.
+        ValueError: a rate limit, rate window, fault rate or latency that cannot be applied.
     """
 
     def __init__(
@@ -131,7 +133,11 @@ class Emulator:
         fault_rate: float = 0.0,
         seed: Optional[int] = None,
         record: Optional[str] = None,
+        latency: float = 0.0,
     ) -> None:
+        if type(latency) not in (int, float) or not 0 <= latency <= threading.TIMEOUT_MAX:
+            raise ValueError(f"latency: must be a number of seconds >= 0 (got {latency!r})")
+        self._latency = latency
         self._host, self._port = host, port
         self._playcamp_keys = None if playcamp_keys is None else frozenset(playcamp_keys)
         self._playcamp_client_keys = frozenset(playcamp_client_keys)
@@ -237,8 +243,8 @@ class Emulator:
     def in_flight(self) -> Dict[str, int]:
         """API requests being handled now, by service (``"playcamp"``, ``"playfab"``).
 
-        A request counts from its arrival until its answer is ready, including while a ``delay`` or
-        a ``hang`` fault holds it. A request to an unknown route is not counted.
+        A request counts from its arrival until its answer is ready, including while ``latency``, a
+        ``delay`` or a ``hang`` fault holds it. A request to an unknown route is not counted.
         """
         with self._lock:
             return dict(self._in_flight)
@@ -338,6 +344,8 @@ class Emulator:
         service = _SERVICE_OF.get(path) if method == "POST" else None
         self._arrive(environ, method, path, service)
         try:
+            if self._latency:
+                self._stopped.wait(self._latency)  # on this connection's thread alone
             if service is None:
                 return self._playcamp_error(404, "NOT_FOUND", f"no route for {method} {path}")
             return self._serve_route(environ, path, raw)

@@ -1,4 +1,4 @@
-"""The emulator as a test server: faults, rate limits, inspection, recording, concurrency, the command."""
+"""The emulator as a test server: faults, rate limits, inspection, recording, concurrency, latency, the command."""
 
 import json
 import logging
@@ -449,6 +449,59 @@ class TestInFlight:
         assert {"playcamp": 0, "playfab": 0} == inspect(http, emulator, "in_flight")
         assert {"playcamp": 0, "playfab": 1} == inspect(http, emulator, "max_in_flight")
 
+    def test_eight_clients_at_once_are_at_most_eight_in_flight(self):
+        """Eight clients held together by the latency are eight in flight; never more than there are clients."""
+        with Emulator(latency=0.5) as emulator:
+            with urllib3.PoolManager(maxsize=8, retries=False, timeout=urllib3.Timeout(connect=2, read=30)) as pool:
+                requests = [Background(lambda: post_event(pool, emulator)) for _ in range(8)]
+                assert emulator.wait_until(lambda e: e.in_flight["playfab"] == 8, 10)
+                statuses = [request.join() for request in requests]
+
+            assert ([200] * 8, {"playcamp": 0, "playfab": 8}) == (statuses, emulator.max_in_flight)
+
+
+class TestLatency:
+    def test_each_api_request_waits_the_latency(self, http):
+        """Emulator(latency=0.3) answers each API request normally, no sooner than 0.3 s after it arrives."""
+        with Emulator(latency=0.3) as emulator:
+            started = time.monotonic()
+            status, _, _ = post_event(http, emulator)
+            took = time.monotonic() - started
+
+        assert 200 == status
+        assert took >= 0.3
+
+    def test_the_latency_holds_no_other_connection(self, http):
+        """A request waiting out the latency does not hold up a request on another connection: both wait at once."""
+        with Emulator(latency=1.0) as emulator:
+            with pool_manager() as other:
+                first = Background(lambda: post_session(other, emulator))
+                assert emulator.wait_until(lambda e: e.in_flight["playcamp"] == 1, 10)
+                started = time.monotonic()
+                status, _, _ = post_event(http, emulator, timeout=urllib3.Timeout(connect=2, read=30))
+                took = time.monotonic() - started
+
+                assert (200, 201) == (status, first.join())
+            assert {"playcamp": 1, "playfab": 1} == emulator.max_in_flight
+        assert took < 1.9  # after the first, in turn, it would take two latencies
+
+    def test_inspection_is_not_delayed(self, http):
+        """Inspection queries answer at once, whatever the latency (here longer than the client's read timeout)."""
+        with Emulator(latency=60) as emulator:
+            assert {"playcamp": 0, "playfab": 0} == inspect(http, emulator, "in_flight")
+
+    def test_stopping_releases_requests_waiting_out_the_latency(self):
+        """stop() does not wait for a long latency to pass."""
+        emulator = Emulator(latency=60).start()
+        with pool_manager() as other:
+            waiting = Background(lambda: post_event(other, emulator))
+            assert emulator.wait_until(lambda e: e.in_flight["playfab"] == 1, 10)
+            started = time.monotonic()
+            emulator.stop()
+            waiting.join()
+
+        assert time.monotonic() - started < 5
+
 
 class TestServer:
     def test_a_stopped_emulator_answers_no_kept_alive_connection(self, http):
@@ -563,6 +616,11 @@ class TestSettings:
             {"rate_limit": -1},
             {"rate_window": 0},
             {"fault_rate": 2},
+            {"latency": -0.1},
+            {"latency": float("nan")},
+            {"latency": float("inf")},
+            {"latency": True},
+            {"latency": "0.1"},
         ],
         ids=str,
     )
@@ -593,6 +651,34 @@ class TestCommand:
         assert url.startswith("http://127.0.0.1:")
         assert (201, 0, "") == (response.status, code, rest)
         assert 1 == len(record.read_text(encoding="utf-8").splitlines())
+
+    def test_emulate_adds_the_latency_asked_for(self, http):
+        """`--latency 0.3` delays each API request by 0.3 s."""
+        command = [sys.executable, "-m", "playhooks", "emulate", "--port", "0", "--latency", "0.3"]
+        with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
+            try:
+                url = process.stdout.readline().strip().rsplit(" ", 1)[-1]
+                started = time.monotonic()
+                response = http.request("POST", url + EVENTS, body=json.dumps(EVENT_BODY), headers=PLAYFAB_HEADERS)
+                took = time.monotonic() - started
+            finally:
+                process.terminate()
+                process.wait(timeout=10)
+
+        assert 200 == response.status
+        assert took >= 0.3
+
+    @pytest.mark.parametrize("value", ["-1", "nan", "inf", "soon", "1e12"])
+    def test_a_bad_latency_is_one_line_naming_the_flag_and_status_2(self, value):
+        """--latency takes seconds, 0 or more; anything else is refused before serving, as the other flags are."""
+        result = subprocess.run(
+            [sys.executable, "-m", "playhooks", "emulate", "--port", "0", "--latency", value], capture_output=True, text=True, timeout=30
+        )
+
+        assert (2, "") == (result.returncode, result.stdout)
+        assert [f"playhooks emulate: error: argument --latency: must be a number of seconds, 0 or more (got {value!r})"] == (
+            result.stderr.splitlines()
+        )
 
     def test_emulate_says_when_the_port_is_taken(self, emulator):
         """A port in use is a one-line error and exit code 1, not a traceback."""
