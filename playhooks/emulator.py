@@ -34,6 +34,7 @@ secrets redacted), ``counters``, ``in_flight``, ``max_in_flight``; ``POST reset`
 ``POST faults`` (a fault as JSON).
 """
 
+import collections
 import functools
 import http
 import json
@@ -42,7 +43,7 @@ import threading
 import time
 import uuid
 from datetime import datetime, timezone
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, TextIO, Tuple
+from typing import Any, Callable, Deque, Dict, Iterable, List, Mapping, Optional, TextIO, Tuple
 
 import attrs
 
@@ -161,7 +162,7 @@ class Emulator:
         self._created: Dict[str, datetime] = {}
         self._events: List[Dict[str, Any]] = []
         self._rejected: List[Dict[str, Any]] = []
-        self._requests: List[Dict[str, Any]] = []
+        self._requests: Deque[Dict[str, Any]] = collections.deque(maxlen=MAX_REQUEST_LOG)  # the last ones
         self._counters: Dict[str, int] = dict.fromkeys(
             ("requests", "sessions", "duplicates", "events", "rejected", "rateLimited", "faults"), 0
         )
@@ -590,7 +591,6 @@ class Emulator:
         with self._lock:
             self._counters["requests"] += 1
             self._requests.append({"method": method, "path": path, "headers": headers, "time": time.time()})
-            del self._requests[:-MAX_REQUEST_LOG]
             if service is not None:
                 self._in_flight[service] += 1
                 self._max_in_flight[service] = max(self._max_in_flight[service], self._in_flight[service])
