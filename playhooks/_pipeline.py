@@ -190,12 +190,13 @@ class Pipeline:
                         self._spool.checkpoint(session_id, state)
             if now >= self._next_limits_check:
                 # The spool checks its bounds as it writes; this counts what other processes wrote.
+                self._spool.recount()
                 self._spool.enforce_limits()
                 self._next_limits_check = now + LIMITS_CHECK_SECONDS
             if now >= self._next_heartbeat:
                 self._next_heartbeat = now + HEARTBEAT_SECONDS
                 self._spool.heartbeat()
-            self._spool.retry_disk()
+            self._spool.retry_disk(at_once=flushing)
 
     def _recover(self) -> None:
         """Send the sessions a dead process left open, as they stood at their last checkpoint."""

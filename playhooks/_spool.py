@@ -24,7 +24,11 @@ Plain files, so it works without ``sqlite3`` (Ren'Py has none) and survives cras
   each record is delivered its id is noted in ``sent/``, so a claim taken back from a process that
   stopped mid-claim is resent without what had already gone. Files claimed by an owner that is gone
   (see ``_owners``) are put back in the queue.
-- Limits on records and bytes, kept as running totals and checked as records are written: past
+- The process keeps an index of each queue (names, counts, sizes, in due order), in step with
+  what it writes and takes, so counting and claiming cost the same with ten files waiting or ten
+  thousand. The queue is listed again when its folder's modification time says someone else
+  changed it, and in full every ``recount`` (at start, then every half minute).
+- Limits on records and bytes, totalled from the index and checked as records are written: past
   them dead letters go first, then the oldest files, events before sessions (sessions are the
   playtime itself), each record counted as ``spool_full``.
 - A disk that fails (full, read-only, the folder deleted or replaced by a file) loses nothing
@@ -32,6 +36,7 @@ Plain files, so it works without ``sqlite3`` (Ren'Py has none) and survives cras
   retries, and written out as soon as the disk takes writes again. ``problem`` says why meanwhile.
 """
 
+import bisect
 import functools
 import json
 import logging
@@ -111,6 +116,32 @@ class Claim:
     size: int = 0
 
 
+class _Queue:
+    """One destination's queue files as this process knows them, in the order to send them."""
+
+    def __init__(self) -> None:
+        self.files: Dict[str, Tuple[int, int, int, int]] = {}  # name -> (due ms, records, created ms, bytes)
+        self.order: List[Tuple[int, str]] = []  # (due ms, name), sorted
+        self.records = 0
+        self.bytes = 0
+        self.seen: Optional[int] = None  # the folder's modification time when the index last matched it
+
+    def add(self, name: str, due_ms: int, count: int, created: int, size: int) -> None:
+        if name in self.files:
+            return
+        self.files[name] = (due_ms, count, created, size)
+        bisect.insort(self.order, (due_ms, name))
+        self.records += count
+        self.bytes += size
+
+    def remove(self, name: str) -> Tuple[int, int, int, int]:
+        entry = self.files.pop(name)
+        del self.order[bisect.bisect_left(self.order, (entry[0], name))]
+        self.records -= entry[1]
+        self.bytes -= entry[3]
+        return entry
+
+
 @attrs.define
 class _Held:
     """A file's worth of records the disk would not take, kept until it does."""
@@ -157,8 +188,10 @@ class Spool:
         self._unremoved: Set[str] = set()  # settled claims the disk would not let go of
         self._in_flight: Dict[int, Tuple[Claim, int]] = {}  # id(claim) -> (claim, records delivered so far)
         self._next_disk_retry = 0.0
-        self.records = 0  # running totals of what is queued, claimed or held (dead letters: bytes only)
-        self.bytes = 0
+        self._queues: Dict[str, _Queue] = {}
+        self._root_seen: Optional[int] = None
+        self._claimed_elsewhere: Dict[str, Tuple[int, int]] = {}  # per destination: (records, bytes), as last counted
+        self._dead: Dict[str, int] = {}  # dead letter path -> bytes
         try:
             self._make_folders()
             self.heartbeat()
@@ -185,20 +218,14 @@ class Spool:
                 self._drop(f"invalid_{record.kind}", f"cannot be written ({type(error).__name__})", 1)
         if not kept:
             return False
-        name = _queue_name(due, kept)
-        data = b"".join(lines)
-        with self._lock:
-            self.records += len(kept)
-            self.bytes += len(data)
-        on_disk = self._write_or_hold(destination, name, data, kept)
-        if self.records > self.max_records or self.bytes > self.max_bytes:
-            self.enforce_limits()
+        on_disk = self._write_or_hold(destination, _queue_name(due, kept), b"".join(lines), kept)
+        self.enforce_limits()
         return on_disk
 
     def _write_or_hold(self, destination: str, name: str, data: bytes, records: List[Record]) -> bool:
         """Write a queue file; if the disk fails, hold it in memory. True if it reached the disk."""
         try:
-            self._write(os.path.join(self.directory, destination, "queue"), name, data)
+            self._write(os.path.join(self.directory, destination, "queue"), name, data, destination)
             return True
         except OSError as error:
             self._disk_failed(error)
@@ -211,7 +238,8 @@ class Spool:
         held.append(entry)
         held.sort(key=lambda each: each.name)
 
-    def _write(self, folder: str, name: str, data: bytes) -> None:
+    def _write(self, folder: str, name: str, data: bytes, queue_of: Optional[str] = None) -> None:
+        """Write ``data`` to ``folder/name`` atomically; into ``queue_of``'s queue, indexed too."""
         temporary = os.path.join(self.directory, "tmp", f"{self.owner}{_SEPARATOR}{name}")
         for last_try in (False, True):
             try:
@@ -219,7 +247,10 @@ class Spool:
                     file.write(data)
                     file.flush()
                     os.fsync(file.fileno())
-                os.replace(temporary, os.path.join(folder, name))
+                if queue_of is None:
+                    os.replace(temporary, os.path.join(folder, name))
+                else:
+                    self._enqueue(queue_of, temporary, name, len(data))
                 _fsync_folder(folder)
                 return
             except FileNotFoundError:
@@ -244,10 +275,11 @@ class Spool:
         if first:
             log.warning("playhooks spool: %s", reason)
 
-    def retry_disk(self) -> None:
-        """Write out what the disk refused before, if it takes writes again (at most once a second)."""
+    def retry_disk(self, at_once: bool = False) -> None:
+        """Write out what the disk refused before, if it takes writes again (at most once a
+        second, unless ``at_once``: a flush)."""
         with self._lock:
-            if self.problem is None or time.monotonic() < self._next_disk_retry:
+            if self.problem is None or (time.monotonic() < self._next_disk_retry and not at_once):
                 return
             self._next_disk_retry = time.monotonic() + _DISK_RETRY_SECONDS
             held = [(destination, entry) for destination, entries in self._held.items() for entry in entries]
@@ -260,11 +292,15 @@ class Spool:
                 if _remove(path) or not os.path.exists(path):
                     self._unremoved.discard(path)
             for destination, entry in held:
-                self._write(os.path.join(self.directory, destination, "queue"), entry.name, entry.data)
-                if not self._unhold(destination, entry):  # claimed meanwhile: sent from memory
-                    _remove(os.path.join(self.directory, destination, "queue", entry.name))
+                with self._lock:  # written and let go of at once: never both held and queued
+                    if entry not in self._held.get(destination, []):
+                        continue  # claimed meanwhile: sent from memory
+                    self._write(os.path.join(self.directory, destination, "queue"), entry.name, entry.data, destination)
+                    self._unhold(destination, entry)
             while dead:
                 self._write(os.path.join(self.directory, "dead"), *dead[0])
+                with self._lock:
+                    self._dead[os.path.join(self.directory, "dead", dead[0][0])] = len(dead[0][1])
                 dead.pop(0)
         except OSError as error:
             with self._lock:
@@ -278,30 +314,89 @@ class Spool:
         if recovered:
             log.warning("playhooks spool: %s takes writes again", self.directory)
 
+    # -- the queues' index -----------------------------------------------------------------------
+
+    def _queue(self, destination: str) -> "_Queue":
+        """The index of ``destination``'s queue (the lock held), listed again if someone else changed it."""
+        queue = self._queues.get(destination)
+        if queue is None or queue.seen != _modified(self._queue_folder(destination)):
+            queue = self._reindex(destination)
+        return queue
+
+    def _reindex(self, destination: str) -> "_Queue":
+        """List ``destination``'s queue into a new index (the lock held); quarantine what no spool wrote."""
+        folder = self._queue_folder(destination)
+        queue = _Queue()
+        for path, name, stat in _stat_files(folder):
+            due_ms, count, created = _parse_name(name)
+            if due_ms is None or count * _MIN_RECORD_BYTES > stat.st_size:  # a name no file of ours would have
+                self._quarantine(path, name)
+                continue
+            queue.add(name, due_ms, count, created, stat.st_size)
+        queue.seen = _modified(folder)
+        self._queues[destination] = queue
+        return queue
+
+    def _enqueue(self, destination: str, source: str, name: str, size: int) -> None:
+        """Rename a file into ``destination``'s queue as ``name`` and index it, at once."""
+        folder = self._queue_folder(destination)
+        with self._lock:
+            queue = self._queue(destination)
+            try:
+                os.replace(source, os.path.join(folder, name))
+            except FileNotFoundError:
+                if not os.path.exists(source):
+                    raise
+                os.makedirs(folder, exist_ok=True)  # deleted under us
+                os.replace(source, os.path.join(folder, name))
+            due_ms, count, created = _parse_name(name)
+            queue.add(name, due_ms or 0, count, created, size)
+            queue.seen = _modified(folder)
+
+    def _queue_folder(self, destination: str) -> str:
+        return os.path.join(self.directory, destination, "queue")
+
     # -- sending ---------------------------------------------------------------------------------
 
     def claim_due(self, destination: str, now: float, max_records: int) -> List[Claim]:
         """Take files whose records are due, oldest first, up to about ``max_records`` records."""
-        queue = os.path.join(self.directory, destination, "queue")
-        claimed_folder = os.path.join(self.directory, destination, "claimed")
-        with self._lock:
-            held = {entry.name: entry for entry in self._held.get(destination, [])}
         claims: List[Claim] = []
         taken = 0
-        for name in sorted(set(_list(queue)) | set(held)):
-            due, count, _ = _parse_name(name)
-            if due is None:
-                self._quarantine(os.path.join(queue, name), name)
-                continue
-            if now < due < now + _CLOCK_SET_BACK:
-                continue  # not yet. (Much later than any wait means the wall clock was set back.)
-            if claims and taken + count > max_records:
-                break
-            claim = self._claim_held(destination, held[name]) if name in held else self._claim_file(destination, queue, claimed_folder, name, count)
+        while True:
+            with self._lock:
+                entry, name, count = self._first_due(destination, now)
+                if name is None or (claims and taken + count > max_records):
+                    break
+                claim: Optional[Claim] = None
+                if entry is not None:
+                    claim = self._claim_held(destination, entry)
+                    path = None
+                else:
+                    path = self._take_file(destination, name)
+            if path is not None:
+                claim = self._open_claim(destination, path, name, count)
             if claim is not None:
                 claims.append(claim)
                 taken += len(claim.records)
         return claims
+
+    def _first_due(self, destination: str, now: float) -> Tuple[Optional["_Held"], Optional[str], int]:
+        """The next due file (the lock held): (held entry or None, name, records), or a name of None.
+
+        A due time much later than any wait means the wall clock was set back: due now.
+        """
+        def due(due_ms: int) -> bool:
+            return due_ms / 1000 <= now or due_ms / 1000 >= now + _CLOCK_SET_BACK
+
+        for entry in self._held.get(destination, []):  # only while the disk fails: a few
+            due_ms, count, _ = _parse_name(entry.name)
+            if due(due_ms or 0):
+                return entry, entry.name, count
+        queue = self._queue(destination)
+        for due_ms, name in queue.order[:1] + queue.order[-1:]:
+            if due(due_ms):
+                return None, name, queue.files[name][1]
+        return None, None, 0
 
     def _claim_held(self, destination: str, entry: _Held) -> Optional[Claim]:
         with self._lock:
@@ -311,8 +406,14 @@ class Spool:
             self._in_flight[id(claim)] = (claim, 0)
         return claim
 
-    def _claim_file(self, destination: str, queue: str, claimed_folder: str, name: str, count: int) -> Optional[Claim]:
-        source, claimed = os.path.join(queue, name), os.path.join(claimed_folder, f"{self.owner}{_SEPARATOR}{name}")
+    def _take_file(self, destination: str, name: str) -> Optional[str]:
+        """Rename a queued file into ``claimed/`` (the lock held): its path there, or None if
+        another process took it first or the disk refuses."""
+        queue = self._queues[destination]
+        entry = queue.remove(name)
+        folder = self._queue_folder(destination)
+        claimed_folder = os.path.join(self.directory, destination, "claimed")
+        source, claimed = os.path.join(folder, name), os.path.join(claimed_folder, f"{self.owner}{_SEPARATOR}{name}")
         try:
             try:
                 os.rename(source, claimed)
@@ -324,8 +425,14 @@ class Spool:
         except FileNotFoundError:
             return None
         except OSError as error:  # a read-only folder: it stays queued, for when the disk recovers
+            queue.add(name, *entry)
             self._disk_failed(error)
             return None
+        finally:
+            queue.seen = _modified(folder)
+        return claimed
+
+    def _open_claim(self, destination: str, claimed: str, name: str, count: int) -> Optional[Claim]:
         records, size = self._read(claimed, name)
         if records is None:
             return None
@@ -385,15 +492,15 @@ class Spool:
         The claimed file itself is rewritten to hold what is retried and renamed back into the
         queue, so a crash at any point leaves each record in one file, never two (records with
         other due times than the last go in files of their own first). Dead letters are written
-        before, so a crash may keep one twice, never lose it.
+        before, so a crash may keep one twice, never lose it. The claim counts as pending until
+        its records are back in the queue: a flush meanwhile never sees too few.
         """
         with self._lock:
-            in_flight = self._in_flight.pop(id(claim), None)
-        if in_flight is None or (claim.path is not None and not os.path.exists(claim.path)):
+            if id(claim) not in self._in_flight:
+                return
+        if claim.path is not None and not os.path.exists(claim.path):
+            self._forget(claim)
             return  # taken back (this tracker was closed mid-send): whoever took it sends it
-        with self._lock:
-            self.records -= len(claim.records)
-            self.bytes -= claim.size
         if dead:
             self._bury(claim.destination, dead)
         by_due: Dict[int, List[Record]] = {}
@@ -411,24 +518,21 @@ class Spool:
             _remove(self._journal_path(claim))
         else:
             self._requeue(claim, claim.path, last[1], last[0] / 1000)
+        self._forget(claim)
+
+    def _forget(self, claim: Claim) -> None:
+        with self._lock:
+            self._in_flight.pop(id(claim), None)
 
     def _requeue(self, claim: Claim, path: str, records: List[Record], due: float) -> None:
         """Rewrite the claimed file at ``path`` to hold ``records``, then rename it into the queue."""
         data = _encode(records)
         name = _queue_name(due, records)
-        queue = os.path.join(self.directory, claim.destination, "queue")
-        with self._lock:
-            self.records += len(records)
-            self.bytes += len(data)
         try:
             self._write(os.path.dirname(path), os.path.basename(path), data)
             _remove(self._journal_path(claim))  # what it listed is no longer in the file
-            try:
-                os.rename(path, os.path.join(queue, name))
-            except FileNotFoundError:
-                os.makedirs(queue, exist_ok=True)
-                os.rename(path, os.path.join(queue, name))
-            _fsync_folder(queue)
+            self._enqueue(claim.destination, path, name, len(data))
+            _fsync_folder(self._queue_folder(claim.destination))
         except OSError as error:  # held, and the claimed file goes once the disk lets it
             self._disk_failed(error)
             with self._lock:
@@ -438,10 +542,10 @@ class Spool:
     def _bury(self, destination: str, dead: Sequence[Record]) -> None:
         name = f"{destination}{_SEPARATOR}{_millis(time.time()):013d}-{len(dead)}-{uuid.uuid4().hex[:12]}.jsonl"
         data = _encode(dead)
-        with self._lock:
-            self.bytes += len(data)
         try:
             self._write(os.path.join(self.directory, "dead"), name, data)
+            with self._lock:
+                self._dead[os.path.join(self.directory, "dead", name)] = len(data)
         except OSError as error:
             self._disk_failed(error)
             with self._lock:
@@ -463,72 +567,79 @@ class Spool:
     def release(self, claim: Claim) -> None:
         """Put a claim back in the queue untouched (the tracker is stopping mid-send, or the sink failed)."""
         with self._lock:
-            if self._in_flight.pop(id(claim), None) is None:
+            if id(claim) not in self._in_flight:
                 return
-        if claim.path is not None:
-            try:
-                os.replace(claim.path, os.path.join(self.directory, claim.destination, "queue", claim.name))
-                _remove(self._journal_path(claim))
-                return
-            except OSError as error:  # hold the records; the claimed file goes once the disk lets it
-                self._disk_failed(error)
-                with self._lock:
-                    self._unremoved.add(claim.path)
-        data = _encode(claim.records)
-        with self._lock:
-            self._hold(claim.destination, _Held(claim.name, data, list(claim.records)))
+        try:
+            if claim.path is not None:
+                try:
+                    self._enqueue(claim.destination, claim.path, claim.name, claim.size)
+                    _remove(self._journal_path(claim))
+                    return
+                except OSError as error:  # hold the records; the claimed file goes once the disk lets it
+                    self._disk_failed(error)
+                    with self._lock:
+                        self._unremoved.add(claim.path)
+            data = _encode(claim.records)
+            with self._lock:
+                self._hold(claim.destination, _Held(claim.name, data, list(claim.records)))
+        finally:
+            self._forget(claim)
 
     # -- looking after the spool -----------------------------------------------------------------
 
     def destinations(self) -> List[str]:
-        on_disk = [
-            name
-            for name in _list(self.directory)
-            if name not in _RESERVED and os.path.isdir(os.path.join(self.directory, name, "queue"))
-        ]
         with self._lock:
-            return sorted(set(on_disk) | {name for name, entries in self._held.items() if entries})
+            root = _modified(self.directory)
+            if root != self._root_seen:  # a destination's folder made or removed (by another process)
+                self._root_seen = root
+                for destination in _list_destinations(self.directory):
+                    self._queue(destination)
+            known = {name for name, queue in self._queues.items() if queue.files or queue.seen is not None}
+            return sorted(known | {name for name, entries in self._held.items() if entries})
 
     def pending(self, destination: Optional[str] = None) -> int:
         """Records waiting or being sent, less those of this process's claims already delivered."""
-        total = 0
         with self._lock:
-            settled = set(self._unremoved)  # left behind by a failed disk, their records gone on
-        for name in [destination] if destination else self.destinations():
-            for part in ("queue", "claimed"):
-                folder = os.path.join(self.directory, name, part)
-                for file_name in _list(folder):
-                    if os.path.join(folder, file_name) not in settled:
-                        total += _parse_name(file_name.split(_SEPARATOR)[-1])[1]
-        with self._lock:
-            for held_destination, entries in self._held.items():
-                if destination in (None, held_destination):
-                    total += sum(len(entry.records) for entry in entries)
-            if destination is None:
-                total += self._in_flight_adjustment()
+            chosen = [destination] if destination else self.destinations()
+            total = sum(self._queue(name).records + self._claimed_elsewhere.get(name, (0, 0))[0] for name in chosen)
+            total += sum(len(entry.records) for name in chosen for entry in self._held.get(name, []))
+            total += sum(
+                len(claim.records) - delivered
+                for claim, delivered in self._in_flight.values()
+                if destination in (None, claim.destination)
+            )
         return max(0, total)
 
-    def _in_flight_adjustment(self) -> int:
-        """Claims under way: a claimed file still names its delivered records; a claim from memory
-        is in no listing at all."""
-        return sum(
-            len(claim.records) - delivered if claim.path is None else -delivered for claim, delivered in self._in_flight.values()
-        )
+    @property
+    def records(self) -> int:
+        """Records queued, claimed (by anyone) or held: what the bounds count."""
+        with self._lock:
+            return self.pending() + sum(delivered for _, delivered in self._in_flight.values())
+
+    @property
+    def bytes(self) -> int:
+        """Bytes of the same, and of the dead letters."""
+        with self._lock:
+            size = sum(queue.bytes for queue in self._queues.values())
+            size += sum(bytes_ for _, bytes_ in self._claimed_elsewhere.values())
+            size += sum(len(entry.data) for entries in self._held.values() for entry in entries)
+            size += sum(claim.size for claim, _ in self._in_flight.values())
+            return size + sum(self._dead.values()) + sum(len(data) for _, data in self._held_dead)
 
     def next_due(self, destination: str) -> Optional[float]:
         """When the earliest waiting record of ``destination`` is due, or None if none waits."""
-        names = sorted(_list(os.path.join(self.directory, destination, "queue")))
         with self._lock:
-            names += [entry.name for entry in self._held.get(destination, [])]
-        dues = [due for due in (_parse_name(name)[0] for name in names) if due is not None]
-        return min(dues) if dues else None
+            queue = self._queue(destination)
+            dues = [due_ms for due_ms, _ in queue.order[:1]]
+            dues += [_parse_name(entry.name)[0] or 0 for entry in self._held.get(destination, [])]
+        return min(dues) / 1000 if dues else None
 
     def reclaim(self) -> int:
         """Return to the queue what dead owners had claimed, less what they had already delivered,
         and clear their temporary files."""
         ages = self._heartbeat_ages()
         returned = 0
-        for destination in self.destinations():
+        for destination in _list_destinations(self.directory):
             claimed = os.path.join(self.directory, destination, "claimed")
             sent = os.path.join(self.directory, destination, "sent")
             for name in _list(claimed):
@@ -548,11 +659,12 @@ class Spool:
         for owner in ages:
             if not owner_is_alive(owner, ages[owner]):
                 _remove(os.path.join(self.directory, "owners", owner))
+        if returned:
+            self.recount()
         return returned
 
     def _return(self, destination: str, claimed: str, journal: str, original: str) -> bool:
         """Put a dead owner's claim back in the queue, without the records it had delivered."""
-        queue = os.path.join(self.directory, destination, "queue")
         try:
             with open(journal, encoding="utf-8") as file:
                 delivered = set(file.read().split())
@@ -560,7 +672,7 @@ class Spool:
             delivered = set()
         try:
             if not delivered:
-                os.replace(claimed, os.path.join(queue, original))
+                self._enqueue(destination, claimed, original, _size(claimed))
                 return True
             records, _ = self._read(claimed, original)
             if records is None:
@@ -568,7 +680,7 @@ class Spool:
             left = [record for record in records if record.id not in delivered]
             due, _, _ = _parse_name(original)
             if left:
-                self.put(destination, left, due if due is not None else self._now())
+                self.put(destination, left, due / 1000 if due is not None else self._now())
             os.remove(claimed)
             _remove(journal)
             return True
@@ -576,58 +688,60 @@ class Spool:
             return False  # another process reclaimed it
 
     def recount(self) -> None:
-        """Set the running totals from what is on disk (other processes write too) and in memory."""
-        self.enforce_limits(drop=False)
+        """Read every queue, claimed folder and the dead letters from disk again: other processes
+        write too, and a folder's modification time may not show it (a coarse clock)."""
+        with self._lock:
+            for destination in set(_list_destinations(self.directory)) | set(self._queues):
+                self._reindex(destination)
+                elsewhere = [
+                    (_parse_name(name.split(_SEPARATOR)[-1])[1], stat.st_size)
+                    for path, name, stat in _stat_files(os.path.join(self.directory, destination, "claimed"))
+                    if not name.startswith(self.owner + _SEPARATOR) and path not in self._unremoved
+                ]
+                self._claimed_elsewhere[destination] = (sum(count for count, _ in elsewhere), sum(size for _, size in elsewhere))
+            self._dead = {path: stat.st_size for path, _, stat in _stat_files(os.path.join(self.directory, "dead"))}
 
-    def enforce_limits(self, expendable: Optional[Sequence[str]] = None, drop: bool = True) -> None:
-        """Recount, then drop the oldest waiting files while over a bound: first from the
+    def enforce_limits(self, expendable: Optional[Sequence[str]] = None) -> None:
+        """Drop the oldest waiting files while over a bound: dead letters first, then from the
         ``expendable`` destinations. Files being sent count towards the bounds but are not dropped.
         """
+        if self.records <= self.max_records and self.bytes <= self.max_bytes:
+            return
         expendable = self.expendable if expendable is None else expendable
-        # (rank, created ms, path or name, records, bytes, how to remove it): the first five sort
-        files: List[Tuple[int, int, str, int, int, Callable[[], bool]]] = []
-        records = size = 0
-        for destination in self.destinations():
-            rank = 0 if destination in expendable else 1
-            for part in ("queue", "claimed"):
-                for path, name, stat in _stat_files(os.path.join(self.directory, destination, part)):
-                    if path in self._unremoved:
-                        continue
-                    original = name.split(_SEPARATOR)[-1]
-                    _, count, created = _parse_name(original)
-                    if count * _MIN_RECORD_BYTES > stat.st_size:  # a name no file of ours would have
-                        self._quarantine(path, original)
-                        continue
-                    records += count
-                    size += stat.st_size
-                    if part == "queue":
-                        files.append((rank, created, path, count, stat.st_size, functools.partial(_remove, path)))
-        # Dead letters count against the bytes too, and go first: a wrong key would fill them forever.
-        dead = []
-        for path, _, stat in _stat_files(os.path.join(self.directory, "dead")):
-            size += stat.st_size
-            dead.append((-1, 0, path, 0, stat.st_size, functools.partial(_remove, path)))
         with self._lock:
+            # (rank, created ms, name, records, bytes, how to remove it): the first five sort
+            candidates: List[Tuple[int, int, str, int, int, Callable[[], bool]]] = [
+                (-1, 0, path, 0, size, functools.partial(self._remove_dead, path)) for path, size in self._dead.items()
+            ]
+            for destination, queue in self._queues.items():
+                rank = 0 if destination in expendable else 1
+                for name, (_, count, created, size) in queue.files.items():
+                    candidates.append((rank, created, name, count, size, functools.partial(self._remove_queued, destination, name)))
             for destination, entries in self._held.items():
                 rank = 0 if destination in expendable else 1
                 for entry in entries:
-                    records += len(entry.records)
-                    size += len(entry.data)
                     forget = functools.partial(self._unhold, destination, entry)
-                    files.append((rank, _parse_name(entry.name)[2], entry.name, len(entry.records), len(entry.data), forget))
-            records += self._in_flight_adjustment()
-            self.records, self.bytes = records, size
-        if not drop:
-            return
-        for _, _, path, count, bytes_, forget in sorted(dead, key=_order) + sorted(files, key=_order):
+                    candidates.append((rank, _parse_name(entry.name)[2], entry.name, len(entry.records), len(entry.data), forget))
+        candidates.sort(key=_order)
+        for _, _, name, count, _, forget in candidates:
             if self.records <= self.max_records and self.bytes <= self.max_bytes:
                 break
-            if forget():
-                with self._lock:
-                    self.records -= count
-                    self.bytes -= bytes_
-                if count:
-                    self._drop(SPOOL_FULL, f"the spool is over its bounds: dropped {os.path.basename(path)}", count)
+            if forget() and count:
+                self._drop(SPOOL_FULL, f"the spool is over its bounds: dropped {os.path.basename(name)}", count)
+
+    def _remove_queued(self, destination: str, name: str) -> bool:
+        with self._lock:
+            queue = self._queues[destination]
+            if name not in queue.files or not _remove(os.path.join(self._queue_folder(destination), name)):
+                return False
+            queue.remove(name)
+            queue.seen = _modified(self._queue_folder(destination))
+            return True
+
+    def _remove_dead(self, path: str) -> bool:
+        with self._lock:
+            self._dead.pop(path, None)
+        return _remove(path)
 
     def _unhold(self, destination: str, entry: _Held) -> bool:
         """Let go of a held entry; False if the sender claimed it meanwhile."""
@@ -723,13 +837,13 @@ def _millis(seconds: float) -> int:
     return min(max(int(seconds * 1000), 0), 10**15 - 1)
 
 
-def _parse_name(name: str) -> Tuple[Optional[float], int, int]:
-    """(due seconds, record count, created ms) from ``<due ms>-<count>-<created ms>-<id>.jsonl``;
+def _parse_name(name: str) -> Tuple[Optional[int], int, int]:
+    """(due ms, record count, created ms) from ``<due ms>-<count>-<created ms>-<id>.jsonl``;
     (None, 0, 0) if malformed."""
     match = _NAME.fullmatch(name)
     if match is None or int(match.group(2)) < 1:
         return None, 0, 0
-    return int(match.group(1)) / 1000, int(match.group(2)), int(match.group(3))
+    return int(match.group(1)), int(match.group(2)), int(match.group(3))
 
 
 def _list(folder: str) -> List[str]:
@@ -737,6 +851,25 @@ def _list(folder: str) -> List[str]:
         return os.listdir(folder)
     except OSError:  # missing, or no longer a folder: nothing to list
         return []
+
+
+def _list_destinations(directory: str) -> List[str]:
+    return [name for name in _list(directory) if name not in _RESERVED and os.path.isdir(os.path.join(directory, name, "queue"))]
+
+
+def _modified(folder: str) -> Optional[int]:
+    """The folder's modification time, which any file added or removed in it changes; None if missing."""
+    try:
+        return os.stat(folder).st_mtime_ns
+    except OSError:
+        return None
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
 
 
 def _stat_files(folder: str) -> List[Tuple[str, str, os.stat_result]]:

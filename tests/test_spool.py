@@ -632,7 +632,7 @@ class TestPending:
 
     def test_pending_reads_counts_from_file_names(self, spool):
         """The count comes from the name: a file is not opened to count it."""
-        write_raw(spool, PLAYFAB, queue_name(count=4), "not even JSON")
+        write_raw(spool, PLAYFAB, queue_name(count=4), "not even JSON, " * 8)
 
         assert 4 == spool.pending()
 
