@@ -1,20 +1,36 @@
-"""The sender thread: from the spool to the services, one claimed file at a time.
+"""The sender: from the spool to the services, one lane per service.
 
-It sends what is due, applies each outcome (delivered: gone; retry: back in the queue at a later
-time; rejected: dead-lettered and counted), and sleeps until the next record is due. A service
-that answered 429 gets no request at all until the time it asked for has passed.
+Each delivery sink has a lane of its own, so one service's outage, hang or rate limit never
+delays the other's records. A lane is a thread that claims its sink's due records from the spool,
+cuts them into requests (one event each for PlayFab, which has no batch call; up to 100 sessions
+for PlayCamp's bulk endpoint) and hands them to up to ``max_in_flight`` request threads, started
+as the work needs them, which share the lane's kept-alive connections. When every request of a
+claim has its outcome, the lane settles it: delivered records are gone, retried ones go back to
+the queue at a later time, rejected ones are dead-lettered and counted.
 
-It is a thread of its own, apart from the worker that writes the spool, so that a slow or hung
-service never delays the spooling of new payloads (the durability interval).
+Within a lane:
+
+- Requests start in the order their records are due; with several in flight, they may finish
+  (and arrive) in another order. Each event carries its own timestamp, and PlayCamp keys sessions
+  by ``sessionId``, so neither service depends on arrival order.
+- A request that fails as a whole (no answer, 5xx, 429) holds the lane back: the requests not yet
+  started wait with its records, without using up an attempt, and the lane pauses: until the time
+  the service asked for (``Retry-After``, ``retryAfterSeconds``), or else for a first back-off.
+- Each record keeps its own attempts and back-off.
+- Stopping, no new request starts; requests in flight end (at worst by their read timeout) on
+  their own threads, and the lane settles them before the tracker's claims may be taken back.
 """
 
+import collections
 import logging
 import random
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
 
-from ._retry import DELIVERED, NOT_SENT, REJECTED, RETRY, Outcome, RetryPolicy
+import attrs
+
+from ._retry import DELIVERED, MAX_RETRY_AFTER, NOT_SENT, REJECTED, RETRY, Outcome, RetryPolicy
 from ._services import DeliverySink
 from ._spool import HEARTBEAT_SECONDS, Claim, Record, Spool
 from ._stats import GAVE_UP, Counters
@@ -22,9 +38,12 @@ from ._stats import GAVE_UP, Counters
 log = logging.getLogger("playhooks")
 
 _IDLE_WAIT = 1.0  # seconds between looks at the spool when nothing is due (another process may add)
+_SENDER_IDLE = 30.0  # seconds a request thread waits for work before it ends
 
 
 class Sender:
+    """The lanes of a tracker's delivery sinks, driven and waited for as one."""
+
     def __init__(
         self,
         spool: Spool,
@@ -32,63 +51,59 @@ class Sender:
         transport_factory: Callable[[], Any],
         counters: Counters,
         policy: RetryPolicy,
+        max_in_flight: int = 8,
         on_exit: Callable[[], None] = lambda: None,
         rng: Optional[random.Random] = None,
         now: Callable[[], float] = time.time,
     ) -> None:
         self._spool = spool
-        self._sinks = list(sinks)
-        self._transport_factory = transport_factory
-        self._transport: Any = None
-        self._counters = counters
-        self._policy = policy
-        self._random = rng or random.Random()
-        self._now = now  # due times, back-off and ages: see _clock.steady_wall
-        self._blocked_until: Dict[str, float] = {}  # per sink: no request before this time
-        self._last_error: Dict[str, str] = {}
-        self._wake = threading.Event()
-        self._stopping = False
-        self._stopped = threading.Event()
+        self._now = now
         self._on_exit = on_exit
-        self._condition = threading.Condition()
-        self._rounds_started = 0
-        self._idle_round = 0  # the number of the last round that found nothing due
-        self.pending = 0  # records in the spool, as the last round counted them
+        self._stopped = threading.Event()
+        self._lock = threading.Lock()
         self._next_heartbeat = 0.0
-        self._thread = threading.Thread(target=self._run, name="playhooks-sender", daemon=True)
-        self._thread.start()
+        self.pending = 0  # records in the spool, as the last round counted them
+        random_ = rng or random.Random()
+        self._lanes = [
+            Lane(sink, spool, transport_factory, counters, policy, max_in_flight, random_, now, self._after_round, self._lane_ended)
+            for sink in sinks
+        ]
+        self._lanes_running = len(self._lanes)
+        for lane in self._lanes:
+            lane.start()
 
     @property
     def last_errors(self) -> Dict[str, str]:
-        return dict(self._last_error)
-
-    def kick(self) -> None:
-        """Look at the spool now (new records were written)."""
-        self._wake.set()
+        return {lane.sink.name: lane.last_error for lane in self._lanes if lane.last_error}
 
     @property
     def running(self) -> bool:
-        return self._thread.is_alive() and not self._stopping
+        return any(lane.running for lane in self._lanes)
+
+    def kick(self) -> None:
+        """Look at the spool now (new records were written)."""
+        for lane in self._lanes:
+            lane.kick()
+
+    @property
+    def busy(self) -> bool:
+        """Whether some lane has records in hand: claimed, in flight or being settled."""
+        return any(lane.busy for lane in self._lanes)
 
     def wait_idle(self, timeout: float) -> bool:
-        """Wait until a round that starts after this call finds nothing due; False on timeout.
-
-        A round already under way may have listed the spool before the latest records arrived,
-        so it does not count.
-        """
-        with self._condition:
-            target = self._rounds_started + 1
-        self._wake.set()
-        with self._condition:
-            return self._condition.wait_for(lambda: self._idle_round >= target or not self.running, timeout)
+        """Wait until every lane, at once, rests after a round started after this call that found
+        nothing to send now (and none in flight); False on timeout."""
+        deadline = time.monotonic() + timeout
+        for lane in self._lanes:
+            lane.kick()
+        while all(lane.wait_idle(max(0.0, deadline - time.monotonic())) for lane in self._lanes):
+            if all(lane.resting for lane in self._lanes):
+                return True  # else one lane woke while another finished: wait for both again
+        return False
 
     def next_due(self) -> Optional[float]:
         """In seconds from now, when the earliest waiting record may be sent; None if none waits."""
-        times = []
-        for sink in self._sinks:
-            due = self._spool.next_due(sink.name)
-            if due is not None:
-                times.append(max(due, self._blocked_until.get(sink.name, 0.0)))
+        times = [due for due in (lane.next_due() for lane in self._lanes) if due is not None]
         return min(times) - self._now() if times else None
 
     def wait_until_due(self, seconds: float) -> None:
@@ -96,13 +111,134 @@ class Sender:
         self._stopped.wait(seconds)
 
     def stop(self, timeout: float) -> None:
-        """Stop after the request in flight, if any; a hung request is left to its read timeout."""
-        self._stopping = True
+        """Start no new request; wait ``timeout`` at most for the lanes to settle what is in flight
+        (a hung request is left to its read timeout, on its own thread)."""
+        deadline = time.monotonic() + timeout
         self._stopped.set()
-        self._wake.set()
+        for lane in self._lanes:
+            lane.stop()
+        self.join(max(0.0, deadline - time.monotonic()))
+
+    def join(self, timeout: float) -> bool:
+        """Wait for every lane to end (after ``stop``); False on timeout."""
+        deadline = time.monotonic() + timeout
+        return all(lane.join(max(0.0, deadline - time.monotonic())) for lane in self._lanes)
+
+    def _after_round(self) -> None:
+        now = time.monotonic()
+        if now >= self._next_heartbeat:  # the sender beats too: it may be busy while the worker waits
+            self._next_heartbeat = now + HEARTBEAT_SECONDS
+            self._spool.heartbeat()
+        self.pending = self._spool.pending()
+
+    def _lane_ended(self) -> None:
+        with self._lock:
+            self._lanes_running -= 1
+            last = self._lanes_running == 0
+        if last:  # only now may others take back what this tracker claimed: nothing is in flight
+            self._on_exit()
+
+
+class _Claimed:
+    """A claim in a lane's hands: the outcomes of its records, as its requests finish."""
+
+    __slots__ = ("claim", "outcomes", "left")
+
+    def __init__(self, claim: Claim) -> None:
+        self.claim = claim
+        self.outcomes: List[Outcome] = [NOT_SENT] * len(claim.records)
+        self.left = len(claim.records)
+
+
+_Request = List[Tuple[_Claimed, int]]  # the records one request carries: (claim, index in it)
+
+
+class Lane:
+    """One delivery sink's sending: claims, requests (up to ``max_in_flight`` at once), settling."""
+
+    def __init__(
+        self,
+        sink: DeliverySink,
+        spool: Spool,
+        transport_factory: Callable[[], Any],
+        counters: Counters,
+        policy: RetryPolicy,
+        max_in_flight: int,
+        rng: random.Random,
+        now: Callable[[], float],
+        after_round: Callable[[], None],
+        on_exit: Callable[[], None],
+    ) -> None:
+        self.sink = sink
+        self.last_error = ""
+        self.blocked_until = 0.0  # no request starts before this time (steady wall clock)
+        self._spool = spool
+        self._transport_factory = transport_factory
+        self._transport: Any = None
+        self._counters = counters
+        self._policy = policy
+        self._max_in_flight = max_in_flight
+        # Records in hand at most: enough for every request thread twice over, and a claim's worth.
+        self._capacity = max(sink.max_batch, 2 * max_in_flight * sink.per_request)
+        self._random = rng
+        self._now = now
+        self._after_round = after_round
+        self._on_exit = on_exit
+        self._condition = threading.Condition()
+        self._requests: Deque[_Request] = collections.deque()  # waiting for a request thread
+        self._in_hand: Dict[int, _Claimed] = {}  # id(claim) -> claim being sent
+        self._finished: List[_Claimed] = []  # claims whose records all have an outcome: to settle
+        self._sending = 0  # requests in flight
+        self._senders = 0  # request threads alive
+        self._kicked = False
+        self._stopping = False
+        self._rounds_started = 0
+        self._idle_round = 0  # the number of the last round that found nothing to send
+        self.resting = False  # between an idle round and the next round
+        self._thread = threading.Thread(target=self._run, name=f"playhooks-sender-{sink.name}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive() and not self._stopping
+
+    @property
+    def busy(self) -> bool:
+        with self._condition:
+            return bool(self._requests or self._sending or self._in_hand)
+
+    def kick(self) -> None:
+        with self._condition:
+            self._kicked = True
+            self._condition.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        with self._condition:
+            target = self._rounds_started + 1
+            self._kicked = True
+            self._condition.notify_all()
+            return self._condition.wait_for(lambda: self._idle_round >= target or not self.running, timeout)
+
+    def next_due(self) -> Optional[float]:
+        due = self._spool.next_due(self.sink.name)
+        return None if due is None else max(due, self.blocked_until)
+
+    def stop(self) -> None:
+        with self._condition:
+            self._stopping = True
+            self._condition.notify_all()
+
+    def join(self, timeout: float) -> bool:
         self._thread.join(timeout)
-        if self._transport is not None and not self._thread.is_alive():
+        if self._thread.is_alive():
+            return False
+        if self._transport is not None:
             self._transport.close()
+        return True
+
+    # -- the lane's own thread: claiming and settling ---------------------------------------------
 
     def _run(self) -> None:
         try:
@@ -110,88 +246,74 @@ class Sender:
                 with self._condition:
                     self._rounds_started += 1
                     number = self._rounds_started
+                    self.resting = False
                 try:
                     idle, wait = self._round()
-                    self.pending = self._spool.pending()
-                except Exception as error:  # never let the sender die: say so, and look again shortly
+                    self._after_round()
+                except Exception as error:  # never let the lane die: say so, and look again shortly
                     # The type only: a message could quote a request, and requests carry keys.
                     self._counters.say("sender", "playhooks sender failed (%s); it carries on", type(error).__name__, level=logging.ERROR)
                     idle, wait = True, _IDLE_WAIT
                 with self._condition:
                     if idle:
                         self._idle_round = number
-                    self._condition.notify_all()
-                if idle:
-                    self._wake.wait(wait)
-                    self._wake.clear()
+                        self.resting = not (self._kicked or self._finished)
+                        self._condition.notify_all()
+                    if not (self._kicked or self._finished or self._stopping):
+                        self._condition.wait(wait)
+                    self._kicked = False
         finally:
-            # Only now may others take back what this tracker claimed: nothing is in flight.
-            with self._condition:
-                self._condition.notify_all()
+            self._wind_down()
             self._on_exit()
 
     def _round(self) -> Tuple[bool, float]:
-        """Send one batch per sink that has work. Returns (nothing was due, seconds to sleep)."""
+        """Settle what finished, then top up the requests. Returns (nothing to send now, seconds
+        to sleep unless woken)."""
+        self._settle_finished()
         now = self._now()
-        if now >= self._next_heartbeat:  # the sender beats too: it may be busy while the worker waits
-            self._next_heartbeat = now + HEARTBEAT_SECONDS
-            self._spool.heartbeat()
-        idle, wait = True, _IDLE_WAIT
-        for sink in self._sinks:
-            if self._stopping:
-                break
-            blocked = self._blocked_until.get(sink.name, 0.0)
-            if blocked > now:
-                wait = min(wait, blocked - now)
-                continue
-            claims = self._spool.claim_due(sink.name, now, sink.max_batch)
+        if self.blocked_until > now:
+            return not self.busy, self.blocked_until - now
+        with self._condition:
+            room = self._capacity - sum(map(len, self._requests)) if len(self._requests) < self._max_in_flight else 0
+        if room > 0:
+            claims = self._spool.claim_due(self.sink.name, now, room)
             if claims:
-                idle = False
-                self._send(sink, claims)
+                self._queue_requests(claims)
+        if self.busy:
+            return False, _IDLE_WAIT
+        due = self._spool.next_due(self.sink.name)
+        return True, _IDLE_WAIT if due is None else min(_IDLE_WAIT, max(0.0, due - now))
+
+    def _queue_requests(self, claims: List[Claim]) -> None:
+        records: _Request = []
+        with self._condition:
+            for claim in claims:
+                claimed = _Claimed(claim)
+                self._in_hand[id(claim)] = claimed
+                records += [(claimed, index) for index in range(len(claim.records))]
+            size = self.sink.per_request
+            self._requests.extend(records[start : start + size] for start in range(0, len(records), size))
+            while self._senders < min(self._max_in_flight, self._sending + len(self._requests)):
+                self._senders += 1
+                threading.Thread(target=self._send_requests, name=f"playhooks-sender-{self.sink.name}-request", daemon=True).start()
+            self._condition.notify_all()
+
+    def _settle_finished(self) -> None:
+        with self._condition:
+            finished, self._finished = self._finished, []
+            for claimed in finished:
+                del self._in_hand[id(claimed.claim)]
+        for claimed in finished:
+            if all(outcome is NOT_SENT for outcome in claimed.outcomes):
+                self._spool.release(claimed.claim)  # untouched: back as it was
             else:
-                due = self._spool.next_due(sink.name)
-                if due is not None:
-                    wait = min(wait, max(0.0, due - now))
-        return idle, wait
+                self._settle(claimed.claim, claimed.outcomes)
 
-    def _send(self, sink: DeliverySink, claims: List[Claim]) -> None:
-        """Send the claims' records and settle each claim.
-
-        Each delivery is noted as soon as it is known, and a stopping tracker stops between two
-        requests: only a request truly in flight when the process ends can be sent twice.
-        """
-        if self._transport is None:
-            self._transport = self._transport_factory()  # urllib3 loads on this thread, when first needed
-        records = [(claim, record) for claim in claims for record in claim.records]
-        outcomes: List[Outcome] = []
-        answers: Any = ()
-        try:
-            answers = sink.deliver([record.data for _, record in records], self._transport, lambda: self._stopping)
-            for (claim, record), outcome in zip(records, answers):
-                outcomes.append(outcome)
-                if outcome.kind == DELIVERED:
-                    self._spool.mark_sent(claim, record)
-                    self._counters.add("sent")
-        except Exception as error:  # a sink's bug must not strand its records in claimed/
-            self._counters.say(
-                f"deliver:{sink.name}", "%s failed to deliver (%s): its records go back to the queue",
-                sink.name, type(error).__name__, level=logging.ERROR,
-            )
-        finally:
-            if hasattr(answers, "close"):
-                answers.close()
-        outcomes += [NOT_SENT] * (len(records) - len(outcomes))
-        for claim in claims:
-            own, outcomes = outcomes[: len(claim.records)], outcomes[len(claim.records) :]
-            if all(outcome is NOT_SENT for outcome in own):
-                self._spool.release(claim)  # untouched: back as it was
-            else:
-                self._settle(sink, claim, own)
-
-    def _settle(self, sink: DeliverySink, claim: Claim, outcomes: List[Outcome]) -> None:
+    def _settle(self, claim: Claim, outcomes: List[Outcome]) -> None:
         now = self._now()
         retry: List[Record] = []
         dead: List[Record] = []
+        name = self.sink.name
         for record, outcome in zip(claim.records, outcomes):
             if outcome.kind == DELIVERED:
                 continue
@@ -199,14 +321,14 @@ class Sender:
             if outcome is not NOT_SENT:
                 record.attempts += outcome.attempted
                 record.error = outcome.reason
-                self._last_error[sink.name] = outcome.reason
+                self.last_error = outcome.reason
             if outcome.kind == REJECTED:
                 dead.append(record)
                 self._counters.add("rejected")
-                self._counters.say(f"rejected:{sink.name}", "%s refused %s %s: %s", sink.name, record.kind, record.id, outcome.reason)
+                self._counters.say(f"rejected:{name}", "%s refused %s %s: %s", name, record.kind, record.id, outcome.reason)
             elif self._policy.gives_up(record.attempts, now - record.created):
                 dead.append(record)
-                self._counters.drop(GAVE_UP, f"{sink.name}: {record.attempts} attempts, last: {outcome.reason}")
+                self._counters.drop(GAVE_UP, f"{name}: {record.attempts} attempts, last: {outcome.reason}")
             else:
                 retry.append(record)
         due = now
@@ -215,8 +337,86 @@ class Sender:
             # The records of a claim failed together and wait together: one file, one due time.
             due = now + self._policy.delay(max(record.attempts for record in retry), first, self._random)
             self._counters.add("retried", len(retry))
-            if first.retry_after is not None:
-                # The service asked everyone to wait: nothing goes to it before then.
-                self._blocked_until[sink.name] = max(self._blocked_until.get(sink.name, 0.0), due)
         self._spool.settle(claim, [(record, due) for record in retry], dead)
 
+    def _wind_down(self) -> None:
+        """Stopping: what no request took goes back untouched; what is in flight ends, then all is settled."""
+        with self._condition:
+            waiting = list(self._requests)
+            self._requests.clear()
+            for request in waiting:
+                self._note(request, [NOT_SENT] * len(request))
+            self._condition.wait_for(lambda: self._sending == 0)
+        self._settle_finished()
+
+    # -- request threads ----------------------------------------------------------------------------
+
+    def _send_requests(self) -> None:
+        while True:
+            with self._condition:
+                while not self._requests or self._stopping:
+                    if self._stopping or not self._condition.wait(_SENDER_IDLE) and not self._requests:
+                        self._senders -= 1
+                        return
+                request = self._requests.popleft()
+                self._sending += 1
+            outcomes = self._send(request)
+            with self._condition:
+                self._sending -= 1
+                self._note(request, outcomes)
+                failed = outcomes[0]
+                if failed.kind == RETRY and failed.attempted and all(outcome.kind == RETRY for outcome in outcomes):
+                    self._hold_back(failed)
+                self._kicked = True
+                self._condition.notify_all()
+
+    def _send(self, request: _Request) -> List[Outcome]:
+        """One request's records, sent: each delivery noted as soon as it is known, so a process
+        that stops before the claim is settled does not send it again."""
+        records = [claimed.claim.records[index] for claimed, index in request]
+        outcomes: List[Outcome] = []
+        answers: Any = ()
+        try:
+            answers = self.sink.deliver([record.data for record in records], self._transport_or_new(), lambda: self._stopping)
+            for (claimed, _), record, outcome in zip(request, records, answers):
+                outcomes.append(outcome)
+                if outcome.kind == DELIVERED:
+                    self._spool.mark_sent(claimed.claim, record)
+                    self._counters.add("sent")
+        except Exception as error:  # a sink's bug must not strand its records in claimed/
+            self._counters.say(
+                f"deliver:{self.sink.name}", "%s failed to deliver (%s): its records go back to the queue",
+                self.sink.name, type(error).__name__, level=logging.ERROR,
+            )
+        finally:
+            if hasattr(answers, "close"):
+                answers.close()
+        return outcomes + [NOT_SENT] * (len(records) - len(outcomes))
+
+    def _transport_or_new(self) -> Any:
+        with self._condition:
+            if self._transport is None:
+                self._transport = self._transport_factory()  # urllib3 loads here, off the game's thread
+            return self._transport
+
+    def _note(self, request: _Request, outcomes: List[Outcome]) -> None:
+        """Record a request's outcomes (the condition held); a claim whose records all have one is finished."""
+        for (claimed, index), outcome in zip(request, outcomes):
+            claimed.outcomes[index] = outcome
+            claimed.left -= 1
+            if claimed.left == 0:
+                self._finished.append(claimed)
+
+    def _hold_back(self, failed: Outcome) -> None:
+        """A request failed as a whole (the condition held): the service is failing or throttling.
+        The requests not yet started wait with it, without using an attempt, and the lane pauses."""
+        waiting = list(self._requests)
+        self._requests.clear()
+        not_tried = attrs.evolve(failed, attempted=False)
+        for request in waiting:
+            self._note(request, [not_tried] * len(request))
+        if failed.retry_after is not None:  # the service asked everyone to wait: nothing goes before then
+            pause = min(failed.retry_after, MAX_RETRY_AFTER)
+        else:
+            pause = self._policy.delay(1, failed, self._random)
+        self.blocked_until = max(self.blocked_until, self._now() + pause)

@@ -27,10 +27,12 @@ class DeliverySink(Sink):
     Attributes:
         name: the spool folder its records wait in.
         max_batch: records the sender claims at a time (more when one spool file holds more).
+        per_request: records one request carries.
     """
 
     name = "delivery"
     max_batch = 1
+    per_request = 1
     _secrets: Tuple[str, ...] = ()  # the keys it sends, as a server may quote them: never stored or logged
 
     def send(self, payloads: Sequence[Payload]) -> None:  # pragma: no cover - the worker spools instead
@@ -70,7 +72,8 @@ class PlayCamp(DeliverySink):
     """
 
     kinds = frozenset({SESSION})
-    max_batch = 100  # a backlog goes out through the bulk endpoint, 100 sessions a request
+    max_batch = 100
+    per_request = 100  # a backlog goes out through the bulk endpoint, 100 sessions a request
 
     def __init__(
         self,
@@ -102,8 +105,8 @@ class PlayCamp(DeliverySink):
         return {**self._defaults, **data, **self._forced}
 
     def deliver(self, batch: List[Dict[str, Any]], transport: Any, stopping: Callable[[], bool] = lambda: False) -> Iterator[Outcome]:
-        for start in range(0, len(batch), self.max_batch):
-            yield from self._deliver_some(batch[start : start + self.max_batch], transport, stopping)
+        for start in range(0, len(batch), self.per_request):
+            yield from self._deliver_some(batch[start : start + self.per_request], transport, stopping)
 
     def _deliver_some(self, batch: List[Dict[str, Any]], transport: Any, stopping: Callable[[], bool]) -> Iterator[Outcome]:
         from . import _wire
@@ -151,7 +154,7 @@ class PlayFab(DeliverySink):
     """
 
     kinds = frozenset({EVENT})
-    max_batch = 50  # sent one request each, but claimed together: one spool listing per 50
+    max_batch = 50  # claimed together, sent one request each (PlayFab has no batch call)
 
     def __init__(self, title_id: str, secret_key: str, base_url: Optional[str] = None, *, name: str = "playfab") -> None:
         if not isinstance(title_id, str) or not title_id.isalnum():

@@ -130,6 +130,7 @@ class Tracker:
                 lambda: _transport(settings),
                 self._counters,
                 settings.retry,
+                settings.max_in_flight,
                 on_exit=lambda: _retire(spool, owner),
                 now=now,
             )
@@ -332,6 +333,8 @@ class Tracker:
             # Idle: what is left waits for a retry time. Wait for it only if it comes in time.
             remaining = deadline - time.monotonic()
             wait = sender.next_due()
+            if wait is None and sender.busy:
+                continue  # a lane woke to send since it rested: wait for it again
             if remaining <= 0 or wait is None or wait > remaining or not self._spool.pending():  # type: ignore[union-attr]
                 break
             sender.wait_until_due(max(0.0, wait))
@@ -488,7 +491,7 @@ class Tracker:
 def _transport(settings: Settings) -> Any:
     from ._transport import Transport  # urllib3 loads here, on the sender's thread
 
-    return Transport(settings.connect_timeout, settings.read_timeout)
+    return Transport(settings.connect_timeout, settings.read_timeout, settings.max_in_flight)
 
 
 def _retire(spool: Spool, owner: str) -> None:

@@ -33,10 +33,12 @@ def _ssl_context() -> ssl.SSLContext:
 class Transport:
     """Posts JSON and turns whatever happens into an ``Outcome`` (plus the decoded answer)."""
 
-    def __init__(self, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT, read_timeout: float = DEFAULT_READ_TIMEOUT):
+    def __init__(
+        self, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT, read_timeout: float = DEFAULT_READ_TIMEOUT, connections: int = 1
+    ) -> None:
         self._pool = urllib3.PoolManager(
             num_pools=4,
-            maxsize=2,
+            maxsize=connections,  # one per request in flight, kept alive
             retries=False,
             timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),
             cert_reqs="CERT_REQUIRED",

@@ -108,7 +108,7 @@ class TestRetries:
     def test_retry_after_is_honoured(self, make_tracker, emulator):
         """After a 429 with Retry-After: 1, no request reaches that service for a second."""
         emulator.fail_next(1, 429, headers={"Retry-After": "1"}, route="playfab")
-        tracker = make_tracker()
+        tracker = make_tracker(max_in_flight=1)  # one at a time: the second request is sent after the answer
         for number in range(3):
             tracker.on_character_event("tick", body={"n": number}, **PLAYER)
 
@@ -249,7 +249,8 @@ class TestSpool:
 
     def test_bounds_drop_events_before_sessions(self, emulator, spool):
         """Past max_spool_records the oldest events go first, each counted as spool_full."""
-        emulator.hang_next(1)  # the session's request hangs: nothing else is sent meanwhile
+        emulator.hang_next(1)  # the session's request hangs
+        emulator.fail_next(10**6, 429, headers={"Retry-After": "60"}, route="playfab")  # events wait their turn
         tracker = playhooks.Tracker(
             sinks(emulator), spool_dir=spool, clock=ManualClock(), max_spool_records=5, read_timeout=30
         )
@@ -298,7 +299,7 @@ class TestExit:
         first.close(timeout=0.5)
         second = playhooks.Tracker(sinks(emulator), spool_dir=spool)
         second.flush(timeout=0.5)
-        first._sender._thread.join(10)  # the held request ends, and is settled by its own tracker
+        first._sender.join(10)  # the held request ends, and is settled by its own tracker
         second.flush(timeout=5)
         second.close(timeout=5)
 
