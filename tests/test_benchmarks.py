@@ -43,6 +43,58 @@ def test_delivery_benchmark_runs():
     assert "pending (service down)" in result.stdout
 
 
+def test_delivery_benchmark_fills_the_backlog_it_names():
+    """Every backlog line says what was asked, spooled and dropped; a quick run asks no more than fits."""
+    result = run_quick("bench_delivery.py")
+
+    assert 0 == result.returncode, result.stderr
+    lines = [line for line in result.stdout.splitlines() if "(backlog: " in line]
+    assert 3 == len(lines)
+    for line in lines:
+        asked = line.split("(backlog: ")[1].split(" asked")[0]
+        assert f"{asked} asked, {asked} spooled, dropped: none" in line
+
+
+def test_rate_benchmark_runs():
+    """A quick run checks the delay, then prints the rates of playhooks and of bare urllib3, with their ratio."""
+    result = run_quick("bench_rate.py")
+
+    assert 0 == result.returncode, result.stderr
+    assert "delay check: " in result.stdout
+    assert "bare urllib3, 1 connection" in result.stdout
+    assert "bare urllib3, 8 threads" in result.stdout
+    assert "playhooks / bare 1 connection" in result.stdout
+
+
+def test_drain_benchmark_runs():
+    """A quick run prints the per-round spool costs at two sizes and the drain beside bare urllib3."""
+    result = run_quick("bench_drain.py")
+
+    assert 0 == result.returncode, result.stderr
+    assert "per-round spool costs" in result.stdout
+    assert "playhooks, a tracker starting on it" in result.stdout
+    assert "target: drain time <= bare urllib3's" in result.stdout
+
+
+def test_burst_benchmark_runs():
+    """A quick run prints the burst's drops and hook costs beside a no-op function."""
+    result = run_quick("bench_burst.py")
+
+    assert 0 == result.returncode, result.stderr
+    assert "no-op function (baseline)" in result.stdout
+    assert "target: zero queue_full" in result.stdout
+
+
+def test_cpu_benchmark_runs():
+    """A quick run prints wake-late times and background CPU with and without playhooks."""
+    result = run_quick("bench_cpu.py")
+
+    assert 0 == result.returncode, result.stderr
+    assert "loop without playhooks" in result.stdout
+    assert "loop with playhooks" in result.stdout
+    assert "CPU per delivered event" in result.stdout
+
+
 def test_durability_benchmark_runs():
     """A quick run prints burst-to-disk times, checkpoint staleness under a stream, and a verdict."""
     result = run_quick("bench_durability.py")

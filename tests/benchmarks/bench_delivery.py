@@ -6,35 +6,27 @@
 The emulator runs in its own process (``playhooks emulate``), as a real service would be, so only
 the tracker's own threads share this process's GIL with the "game". Every number is from this one
 run; compare the rows with each other.
+
+Each backlog is written by a tracker whose requests are held, 60 events a round, each round in the
+spool before the next (a game emitting over time); the line under each table says how many were
+asked for, spooled and dropped. (Until issue 9 the filler emitted all at once, so the "20k backlog"
+held only the 10,000 the in-memory queue takes, the rest dropped as ``queue_full``.) Another
+checkout: ``PYTHONPATH=/tmp/bench-old python tests/benchmarks/bench_delivery.py``.
 """
 
 import argparse
-import json
-import contextlib
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
-
-import urllib3
 
 import playhooks
 from playhooks.testing import ManualClock
 
-PLAYER = {"playfab_id": "4F1C2A9B7D3E8A61", "character_id": "8D2E0F4B1A6C9E37"}
+import _support
+from _support import PLAYER, spool_folder
+
 BODY = {"level": 3, "coins": 120}
-
-
-@contextlib.contextmanager
-def spool_folder():
-    """A fresh spool; removed afterwards even while a closed filler's hung request still writes."""
-    folder = tempfile.mkdtemp(prefix="playhooks-bench-")
-    try:
-        yield folder
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+FILL_CHUNK = 60  # events a filler round: 10 a frame at 60 fps, one round per default flush_interval
 
 
 def rss_mb():
@@ -50,37 +42,15 @@ def percentiles(samples):
     return [ordered[min(len(ordered) - 1, int(len(ordered) * q))] / 1000 for q in (0.5, 0.99, 0.999)]
 
 
-class Emulator:
-    """``playhooks emulate`` in a child process, and its control API."""
-
-    def __enter__(self):
-        command = [sys.executable, "-m", "playhooks", "emulate", "--port", "0"]
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-        self.url = self.process.stdout.readline().strip().rsplit(" ", 1)[-1]
-        self.http = urllib3.PoolManager()
-        return self
-
-    def control(self, method, name, body=None):
-        response = self.http.request(method, f"{self.url}/_emulator/{name}", body=json.dumps(body) if body else None)
-        return json.loads(response.data)
-
-    def fail_everything(self):
-        self.control("POST", "faults", {"kind": "status", "count": 10**9, "status": 503})
-
-    def backlog(self, spool, fill):
-        """A spool of never-attempted records: a tracker fills it while its one request hangs."""
-        self.control("POST", "faults", {"kind": "hang", "count": 2, "seconds": 3.0})
-        filler = tracker_for(self, spool, read_timeout=30, clock=ManualClock())
-        fill(filler)
-        filler._worker.flush(120)  # written to the spool; the sender is stuck on its first request
-        filler.close(timeout=0.1)
-        self.control("POST", "reset")
-        filler._sender._thread.join(10)  # its hung request ends (and is settled) within seconds
-
-    def __exit__(self, *exc_info):
-        self.process.terminate()
-        self.process.wait(10)
-        self.process.stdout.close()
+def backlog(spool, fill, **settings):
+    """A spool of never-attempted records, written by a tracker whose requests are held (see
+    ``_support.held_tracker``); what was spooled and dropped, printed, so a short backlog shows."""
+    settings = {**_support.filler_settings(FILL_CHUNK), **settings}
+    with _support.held_tracker(spool, playcamp=True, **settings) as filler:
+        asked, spooled = fill(filler)
+        lost = _support.dropped(filler)
+    print(f"    (backlog: {asked} asked, {spooled} spooled, dropped: {lost or 'none'})")
+    return spooled
 
 
 def tracker_for(emulator, spool, **settings):
@@ -92,14 +62,14 @@ def tracker_for(emulator, spool, **settings):
     )
 
 
-def hook_latency(emulator, backlog, frames):
+def hook_latency(emulator, size, frames):
     """Per-call hook time at 10 events a frame: idle worker, then while a backlog drains."""
     clock = time.perf_counter_ns
     results = {}
     for label in ("worker idle", "worker draining a backlog"):
         with spool_folder() as spool:
             if label != "worker idle":
-                emulator.backlog(spool, lambda filler: [filler.on_character_event("backlog", body={"n": n}, **PLAYER) for n in range(backlog)])
+                backlog(spool, lambda filler: (size, _support.fill_events(filler, size, FILL_CHUNK)))
             tracker = tracker_for(emulator, spool)
             samples = []
             for _ in range(frames):
@@ -123,20 +93,22 @@ def throughput(emulator, events, sessions):
     """Seconds to drain a backlog of events alone, then of sessions alone (through bulk)."""
 
     def fill_events(filler):
-        for number in range(events):
-            filler.on_character_event("tick", body={"n": number}, **PLAYER)
+        return events, _support.fill_events(filler, events, FILL_CHUNK, name="tick")
 
     def fill_sessions(filler):
-        for number in range(sessions):
-            filler.on_session_start(f"player-{number}")
-        filler.settings.clock.advance(60)
-        for number in range(sessions):
-            filler.on_session_end(filler._open[f"player-{number}"])
+        base = filler.stats()["spooled"]
+        for first in range(0, sessions, FILL_CHUNK):
+            opened = [filler.on_session_start(f"player-{number}") for number in range(first, min(sessions, first + FILL_CHUNK))]
+            filler.settings.clock.advance(60)
+            for session in opened:
+                filler.on_session_end(session)
+            _support.wait_spooled(filler, base + first + len(opened))
+        return sessions, filler.stats()["spooled"] - base
 
     rows = {}
     for label, fill, counter in (("events", fill_events, "events"), ("sessions (bulk)", fill_sessions, "sessions")):
         with spool_folder() as spool:
-            emulator.backlog(spool, fill)
+            backlog(spool, fill, clock=ManualClock())
             started = time.perf_counter()
             tracker = tracker_for(emulator, spool)
             remaining = tracker.flush(timeout=600)
@@ -153,32 +125,32 @@ def memory(emulator, pending):
         emulator.fail_everything()
         before = rss_mb()
         tracker = tracker_for(emulator, spool, retry=playhooks.RetryPolicy(base_delay=300))
-        for number in range(pending):
-            tracker.on_character_event("tick", body={"n": number}, **PLAYER)
-            if number % 5000 == 4999:
-                tracker._worker.flush(30)  # a game emits over time; the queue holds 10,000 at most
-        tracker._worker.flush(60)
+        # A game emits over time: 5,000 at a time, each in the spool before the next (the
+        # in-memory queue holds 10,000 at most by default).
+        _support.fill_events(tracker, pending, 5000, name="tick")
+        # Each record tried once (the sender's count of what is pending is taken after a round).
+        still_pending = tracker.flush(timeout=60)
         after = rss_mb()
-        stats = tracker.stats()
         tracker.close(timeout=0.5)
         spool_bytes = sum(os.path.getsize(os.path.join(root, name)) for root, _, files in os.walk(spool) for name in files)
     emulator.control("POST", "reset")
-    return after - before, stats["pending"], spool_bytes
+    return after - before, still_pending, spool_bytes
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
-    quick = parser.parse_args(argv).quick
-    backlog, frames, events, sessions, pending = (500, 30, 300, 300, 2000) if quick else (20000, 600, 5000, 5000, 100000)
-    import logging
-
-    logging.getLogger("playhooks").setLevel(logging.CRITICAL)  # the fillers' hung requests end late
-    print(f"Python {sys.version.split()[0]}; emulator in its own process\n")
-    with Emulator() as emulator:
+    parser.add_argument("--emulator-root", metavar="DIR", default=_support.ROOT, help="the checkout the emulator runs from")
+    arguments = parser.parse_args(argv)
+    quick = arguments.quick
+    size, frames, events, sessions, pending = (500, 30, 300, 300, 2000) if quick else (20000, 600, 5000, 5000, 100000)
+    _support.quiet()  # the fillers' hung requests end in errors
+    _support.header("Delivery under load: hook latency while a backlog drains, throughput, memory", arguments)
+    print()
+    with _support.Emulator(arguments.emulator_root) as emulator:
         print(f"hook latency, 10 events a frame at 60 fps, {frames} frames (microseconds):")
         print(f"  {'':28} {'median':>8} {'p99':>8} {'p99.9':>8}   sent meanwhile")
-        for label, ((median, p99, p999), sent) in hook_latency(emulator, backlog, frames).items():
+        for label, ((median, p99, p999), sent) in hook_latency(emulator, size, frames).items():
             print(f"  {label:28} {median:8.2f} {p99:8.2f} {p999:8.2f}   {sent}")
         print("\nthroughput: a backlog drained by a tracker starting on the spool:")
         for label, (count, requests, took, remaining) in throughput(emulator, events, sessions).items():
