@@ -34,20 +34,15 @@ def test_emulator_benchmark_runs():
 
 
 def test_delivery_benchmark_runs():
-    """A quick run prints hook latency under a draining backlog, throughput and memory."""
+    """A quick run prints hook latency under a draining backlog, throughput and memory; each backlog
+    says it was spooled whole, nothing dropped."""
     result = run_quick("bench_delivery.py")
 
     assert 0 == result.returncode, result.stderr
     assert "worker draining a backlog" in result.stdout
     assert "per second" in result.stdout
     assert "pending (service down)" in result.stdout
-
-
-def test_delivery_benchmark_fills_the_backlog_it_names():
-    """Every backlog line says what was asked, spooled and dropped; a quick run asks no more than fits."""
-    result = run_quick("bench_delivery.py")
-
-    assert 0 == result.returncode, result.stderr
+    # Each backlog holds what it names (the 20k one once held 10k, the rest dropped as queue_full).
     lines = [line for line in result.stdout.splitlines() if "(backlog: " in line]
     assert 3 == len(lines)
     for line in lines:
