@@ -13,10 +13,12 @@ Rules that are our own choice, not the services' (see ``spec/apis-notes.md``):
   safe for both and keeps one payload small enough for the spool and the queue bounds.
 """
 
+import collections.abc
 import json
+import math
 import re
 from datetime import datetime, timezone
-from typing import Any, Mapping, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 import attrs
 
@@ -31,6 +33,8 @@ BULK_STATUSES = ("SUCCESS", "SKIPPED", "FAILED")
 
 
 # -- validators: each raises PayloadError(field, rule) -------------------------------------------
+# (``isinstance`` checks use ``collections.abc.Mapping``: ``typing.Mapping`` answers them five
+# times slower, and the worker makes several per event.)
 
 
 def _text(field: str, value: Any) -> None:
@@ -48,13 +52,16 @@ def _text(field: str, value: Any) -> None:
 def required_text(instance: Any, attribute: "attrs.Attribute[Any]", value: Any) -> None:
     if type(value) is not str or not value:
         raise PayloadError(attribute.name, "must be a non-empty string", value)
-    _text(attribute.name, value)
+    if not value.isascii():  # ASCII is always valid text: the common case costs no call
+        _text(attribute.name, value)
 
 
 def optional_text(instance: Any, attribute: "attrs.Attribute[Any]", value: Any) -> None:
-    if value is not None and (type(value) is not str or not value):
+    if value is None:
+        return
+    if type(value) is not str or not value:
         raise PayloadError(attribute.name, "must be a non-empty string when given", value)
-    if value is not None:
+    if not value.isascii():
         _text(attribute.name, value)
 
 
@@ -84,6 +91,8 @@ def optional_flag(instance: Any, attribute: "attrs.Attribute[Any]", value: Any) 
 def _to_utc(value: Any, field: "attrs.Attribute[Any]") -> Any:
     """Converter: an aware datetime becomes a plain UTC datetime; anything else is left for the
     validator. Its time zone is the caller's code, and may raise or overflow."""
+    if type(value) is datetime and value.tzinfo is timezone.utc and not value.fold:
+        return value  # already what the conversion would make: the worker's own timestamps
     if not isinstance(value, datetime):
         return value
     try:
@@ -134,8 +143,10 @@ def _event_name(instance: Any, attribute: "attrs.Attribute[Any]", value: Any) ->
 
 def _plain_dict(value: Any, field: "attrs.Attribute[Any]") -> Any:
     """Converter: any mapping (Ren'Py's rollback-aware dicts included) becomes a plain dict copy."""
+    if value is None:
+        return None
     try:
-        return dict(value) if isinstance(value, Mapping) else value
+        return dict(value) if isinstance(value, collections.abc.Mapping) else value
     except Exception as error:  # the caller's mapping: its methods may raise anything
         raise PayloadError(field.name, f"must be a readable mapping ({type(error).__name__} reading it)", show_value=False) from None
 
@@ -145,70 +156,102 @@ plain_dict = attrs.Converter(_plain_dict, takes_field=True)  # type: ignore[call
 MAX_JSON_DEPTH = 32
 # Integers past 64 bits lose digits in most JSON readers (and Python refuses to print huge ones).
 _MAX_JSON_INT = 2**63
+# What one value can take at most in compact UTF-8 JSON, to bound an object's size while copying
+# it: a character, 6 bytes (a control character is escaped as \u001f; any other is at most 4 in
+# UTF-8); a number, 24 ("-2.2250738585072014e-308"; an int below 2**63 has at most 20).
+_MOST_PER_CHAR = 6
+_MOST_PER_NUMBER = 24
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
 def copy_json(value: Any, field: "attrs.Attribute[Any]") -> Any:
     """Converter: a deep copy of a JSON object in plain dicts and lists, or PayloadError.
 
     Deep, because the game may change a nested list after the call; checked on the way, because
-    ``json.dumps`` would quietly turn ``{1: "a"}`` into ``{"1": "a"}`` and NaN into invalid JSON.
+    ``json.dumps`` would quietly turn ``{1: "a"}`` into ``{"1": "a"}`` and NaN into invalid JSON;
+    and sized: its compact UTF-8 JSON must fit ``MAX_JSON_OBJECT_BYTES``. The copy bounds that
+    size as it goes, and the object is encoded to measure it only when the bound does not settle it.
     """
     if value is None:
         return None
     try:
-        if not isinstance(value, Mapping):
+        if type(value) is not dict and not isinstance(value, collections.abc.Mapping):
             raise PayloadError(field.name, "must be a mapping of string keys to JSON values", value)
-        return _json_value(value, field.name, 0)
+        copy, most = _json_object(value, field.name, 0)
     except PayloadError:
         raise
     except Exception as error:  # the caller's objects: a mapping whose items() raises, say
         raise PayloadError(field.name, f"must be readable JSON values ({type(error).__name__} reading it)", show_value=False) from None
+    if most > MAX_JSON_OBJECT_BYTES:
+        size = len(_COMPACT.encode(copy).encode("utf-8"))
+        if size > MAX_JSON_OBJECT_BYTES:
+            raise PayloadError(
+                field.name, f"must encode to at most {MAX_JSON_OBJECT_BYTES} bytes of JSON, not {size}", show_value=False
+            )
+    return copy
 
 
-def _json_value(value: Any, field: str, depth: int) -> Any:
+def _json_object(value: Mapping, field: str, depth: int) -> Tuple[Dict[str, Any], int]:
+    """A checked copy of a mapping, and the most bytes its JSON can take.
+
+    The scalars of an object are checked here rather than by a call each: most bodies hold
+    nothing else, and the worker copies one per event.
+    """
+    copy = {}
+    most = 2  # the braces; each item below counts a comma too, one more than there are
+    for key, item in value.items():
+        if type(key) is not str:
+            raise PayloadError(field, "keys must be strings", key)
+        if not key.isascii():
+            _text(field, key)
+        kind = type(item)
+        if kind is str:
+            if not item.isascii():
+                _text(field, item)
+            most += _MOST_PER_CHAR * (len(key) + len(item)) + 6  # four quotes, a colon and a comma
+        elif kind is int and -_MAX_JSON_INT <= item < _MAX_JSON_INT:
+            most += _MOST_PER_CHAR * len(key) + 4 + _MOST_PER_NUMBER
+        elif kind is bool or item is None:
+            most += _MOST_PER_CHAR * len(key) + 4 + 5
+        else:
+            item, inner = _json_value(item, field, depth + 1)
+            most += _MOST_PER_CHAR * len(key) + 4 + inner
+        copy[key] = item
+    return copy, most
+
+
+def _json_value(value: Any, field: str, depth: int) -> Tuple[Any, int]:
+    """A checked copy of any JSON value, and the most bytes its JSON can take."""
     kind = type(value)
     if kind is str:
         _text(field, value)
-        return value
+        return value, _MOST_PER_CHAR * len(value) + 2
     if kind is bool or value is None:
-        return value
+        return value, 5
     if kind is int:
         if not -_MAX_JSON_INT <= value < _MAX_JSON_INT:
             raise PayloadError(field, "integers must fit in 64 bits", show_value=False)
-        return value
+        return value, _MOST_PER_NUMBER
     if kind is float:
-        if value != value or value in (float("inf"), float("-inf")):
+        if not math.isfinite(value):
             raise PayloadError(field, "must hold only JSON values, and NaN or Infinity is not one", value)
-        return value
+        return value, _MOST_PER_NUMBER
     if depth >= MAX_JSON_DEPTH:
         raise PayloadError(field, f"must hold only JSON values, nested at most {MAX_JSON_DEPTH} deep", show_value=False)
-    if isinstance(value, Mapping):
-        copy = {}
-        for key, item in value.items():
-            if type(key) is not str:
-                raise PayloadError(field, "keys must be strings", key)
-            _text(field, key)
-            copy[key] = _json_value(item, field, depth + 1)
-        return copy
+    if type(value) is dict or isinstance(value, collections.abc.Mapping):
+        return _json_object(value, field, depth)
     if isinstance(value, (list, tuple)):
-        return [_json_value(item, field, depth + 1) for item in value]
+        copy = []
+        most = 2
+        for item in value:
+            item, inner = _json_value(item, field, depth + 1)
+            copy.append(item)
+            most += inner + 1
+        return copy, most
     raise PayloadError(field, "must hold only JSON values: str, int, float, bool, None, lists and mappings", value)
 
 
 json_copy = attrs.Converter(copy_json, takes_field=True)  # type: ignore[call-overload]
-
-
-def json_object(instance: Any, attribute: "attrs.Attribute[Any]", value: Any) -> None:
-    """Validator, after ``json_copy``: the encoded size bound."""
-    if value is None:
-        return
-    size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
-    if size > MAX_JSON_OBJECT_BYTES:
-        raise PayloadError(
-            attribute.name,
-            f"must encode to at most {MAX_JSON_OBJECT_BYTES} bytes of JSON, not {size}",
-            show_value=False,
-        )
 
 
 def _string_map(instance: Any, attribute: "attrs.Attribute[Any]", value: Any) -> None:
@@ -221,43 +264,6 @@ def _string_map(instance: Any, attribute: "attrs.Attribute[Any]", value: Any) ->
             raise PayloadError(attribute.name, "must map strings to strings", {key: item})
         _text(attribute.name, key)
         _text(attribute.name, item)
-
-
-# -- PlayCamp: Record Playtime Session -----------------------------------------------------------
-
-
-@attrs.frozen
-class PlaytimeSession:
-    """One play session, as PlayCamp records it (``POST /v1/server/playtime/sessions``)."""
-
-    session_id: str = attrs.field(validator=required_text)
-    user_id: str = attrs.field(validator=required_text)
-    duration_seconds: int = attrs.field(validator=_positive_int)
-    started_at: datetime = attrs.field(converter=_utc, validator=_aware_datetime)
-    ended_at: datetime = attrs.field(converter=_utc, validator=_aware_datetime)
-    campaign_id: Optional[str] = attrs.field(default=None, validator=optional_text)
-    creator_key: Optional[str] = attrs.field(default=None, validator=creator_key_format)
-    platform: Optional[str] = attrs.field(default=None, validator=platform_choice)
-    metadata: Optional[Mapping[str, Any]] = attrs.field(
-        default=None, converter=json_copy, validator=json_object
-    )
-    callback_id: Optional[str] = attrs.field(default=None, validator=optional_text)
-    is_test: Optional[bool] = attrs.field(default=None, validator=optional_flag)
-
-    def __attrs_post_init__(self) -> None:
-        if self.ended_at < self.started_at:
-            raise PayloadError("ended_at", "must not precede the start", self.ended_at)
-
-
-@attrs.frozen
-class PlaytimeSessionResult:
-    """PlayCamp's answer to one recorded session (``data`` of the response)."""
-
-    session_id: str = attrs.field(validator=required_text)
-    user_id: str = attrs.field(validator=required_text)
-    duration_seconds: int = attrs.field(validator=_positive_int)
-    recorded: bool = attrs.field(validator=_flag)
-    created_at: datetime = attrs.field(converter=_utc, validator=_aware_datetime)
 
 
 def _tuple(value: Any, field: "attrs.Attribute[Any]") -> Any:
@@ -279,15 +285,6 @@ def _bulk_sessions(instance: Any, attribute: "attrs.Attribute[Any]", value: Any)
             raise PayloadError(attribute.name, "must hold PlaytimeSession items", item)
 
 
-@attrs.frozen
-class BulkPlaytimeRequest:
-    """Many sessions in one request (``POST /v1/server/playtime/sessions/bulk``)."""
-
-    sessions: Tuple[PlaytimeSession, ...] = attrs.field(converter=as_tuple, validator=_bulk_sessions)
-    callback_id: Optional[str] = attrs.field(default=None, validator=optional_text)
-    is_test: Optional[bool] = attrs.field(default=None, validator=optional_flag)
-
-
 def _items_of(cls: type) -> Any:
     def validate(instance: Any, attribute: "attrs.Attribute[Any]", value: Any) -> None:
         for item in value:
@@ -300,6 +297,50 @@ def _items_of(cls: type) -> Any:
 def _bulk_status(instance: Any, attribute: "attrs.Attribute[Any]", value: Any) -> None:
     if value not in BULK_STATUSES:
         raise PayloadError(attribute.name, "must be one of " + ", ".join(BULK_STATUSES), value)
+
+
+# -- PlayCamp: Record Playtime Session -----------------------------------------------------------
+
+
+@attrs.frozen
+class PlaytimeSession:
+    """One play session, as PlayCamp records it (``POST /v1/server/playtime/sessions``)."""
+
+    session_id: str = attrs.field(validator=required_text)
+    user_id: str = attrs.field(validator=required_text)
+    duration_seconds: int = attrs.field(validator=_positive_int)
+    started_at: datetime = attrs.field(converter=_utc, validator=_aware_datetime)
+    ended_at: datetime = attrs.field(converter=_utc, validator=_aware_datetime)
+    campaign_id: Optional[str] = attrs.field(default=None, validator=optional_text)
+    creator_key: Optional[str] = attrs.field(default=None, validator=creator_key_format)
+    platform: Optional[str] = attrs.field(default=None, validator=platform_choice)
+    metadata: Optional[Mapping[str, Any]] = attrs.field(default=None, converter=json_copy)
+    callback_id: Optional[str] = attrs.field(default=None, validator=optional_text)
+    is_test: Optional[bool] = attrs.field(default=None, validator=optional_flag)
+
+    def __attrs_post_init__(self) -> None:
+        if self.ended_at < self.started_at:
+            raise PayloadError("ended_at", "must not precede the start", self.ended_at)
+
+
+@attrs.frozen
+class PlaytimeSessionResult:
+    """PlayCamp's answer to one recorded session (``data`` of the response)."""
+
+    session_id: str = attrs.field(validator=required_text)
+    user_id: str = attrs.field(validator=required_text)
+    duration_seconds: int = attrs.field(validator=_positive_int)
+    recorded: bool = attrs.field(validator=_flag)
+    created_at: datetime = attrs.field(converter=_utc, validator=_aware_datetime)
+
+
+@attrs.frozen
+class BulkPlaytimeRequest:
+    """Many sessions in one request (``POST /v1/server/playtime/sessions/bulk``)."""
+
+    sessions: Tuple[PlaytimeSession, ...] = attrs.field(converter=as_tuple, validator=_bulk_sessions)
+    callback_id: Optional[str] = attrs.field(default=None, validator=optional_text)
+    is_test: Optional[bool] = attrs.field(default=None, validator=optional_flag)
 
 
 @attrs.frozen
@@ -352,7 +393,7 @@ class CharacterEvent:
     character_id: str = attrs.field(validator=required_text)
     event_name: str = attrs.field(validator=_event_name)
     playfab_id: str = attrs.field(validator=required_text)
-    body: Optional[Mapping[str, Any]] = attrs.field(default=None, converter=json_copy, validator=json_object)
+    body: Optional[Mapping[str, Any]] = attrs.field(default=None, converter=json_copy)
     timestamp: Optional[datetime] = attrs.field(default=None, converter=_utc, validator=_optional_aware_datetime)
     custom_tags: Optional[Mapping[str, str]] = attrs.field(
         default=None, converter=plain_dict, validator=_string_map

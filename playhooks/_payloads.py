@@ -56,15 +56,11 @@ def event_model(
         character_id = defaults.character_id
     if playfab_id is None and defaults is not None:
         playfab_id = defaults.playfab_id
-    for name, value in (("character_id", character_id), ("playfab_id", playfab_id)):
-        if value is None:
-            raise PayloadError(
-                name, f"is required: pass it, or start the session with {name}= and pass session=", show_value=False
-            )
-    body = copy_json({} if body is None else body, _BODY)  # the caller's mapping, read once
-    if EVENT_ID_KEY in body:
-        raise PayloadError("body", f"must not use the key {EVENT_ID_KEY!r}: playhooks puts the event id there", show_value=False)
-    body[EVENT_ID_KEY] = "%032x" % _event_ids.getrandbits(128)
+    if character_id is None:
+        raise _missing("character_id")
+    if playfab_id is None:
+        raise _missing("playfab_id")
+    body = _with_event_id({} if body is None else body)
     if timestamp is None:
         timestamp = datetime.fromtimestamp(called_at, timezone.utc)
     return CharacterEvent(
@@ -75,6 +71,29 @@ def event_model(
         timestamp=timestamp,
         custom_tags=custom_tags,
     )
+
+
+def _missing(name: str) -> PayloadError:
+    return PayloadError(name, f"is required: pass it, or start the session with {name}= and pass session=", show_value=False)
+
+
+def _with_event_id(body: Any) -> Any:
+    """The body with a new event id in it, for the model to copy and check with the rest.
+
+    A plain dict (what the hook queues) is copied shallowly here: the model's converter makes the
+    deep, checked copy, once. Anything else is the caller's mapping, read once here, whole.
+    """
+    if type(body) is dict:
+        try:
+            if EVENT_ID_KEY not in body:
+                return {**body, EVENT_ID_KEY: "%032x" % _event_ids.getrandbits(128)}
+        except Exception:  # a key whose __eq__ raises: the copy below names it
+            pass
+    body = copy_json(body, _BODY)  # a broken body is told first
+    if EVENT_ID_KEY in body:
+        raise PayloadError("body", f"must not use the key {EVENT_ID_KEY!r}: playhooks puts the event id there", show_value=False)
+    body[EVENT_ID_KEY] = "%032x" % _event_ids.getrandbits(128)
+    return body
 
 
 def session_model(segment: Segment) -> Optional[PlaytimeSession]:

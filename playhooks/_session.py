@@ -21,15 +21,7 @@ from typing import Any, Dict, Mapping, Optional
 import attrs
 
 from ._clock import Clock
-from ._models import (
-    creator_key_format,
-    json_object,
-    optional_flag,
-    optional_text,
-    json_copy,
-    platform_choice,
-    required_text,
-)
+from ._models import creator_key_format, json_copy, optional_flag, optional_text, platform_choice, required_text
 
 
 @attrs.frozen
@@ -40,9 +32,7 @@ class SessionOptions:
     campaign_id: Optional[str] = attrs.field(default=None, validator=optional_text)
     creator_key: Optional[str] = attrs.field(default=None, validator=creator_key_format)
     platform: Optional[str] = attrs.field(default=None, validator=platform_choice)
-    metadata: Optional[Mapping[str, Any]] = attrs.field(
-        default=None, converter=json_copy, validator=json_object
-    )
+    metadata: Optional[Mapping[str, Any]] = attrs.field(default=None, converter=json_copy)
     callback_id: Optional[str] = attrs.field(default=None, validator=optional_text)
     is_test: Optional[bool] = attrs.field(default=None, validator=optional_flag)
     # Defaults for this session's character events; not part of the PlayCamp payload.

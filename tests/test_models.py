@@ -1,5 +1,7 @@
 """The payload models: every rule of the PlayCamp and PlayFab contracts, accepted and refused."""
 
+import json
+import random
 from datetime import date, datetime, timedelta, timezone
 from types import MappingProxyType
 from typing import Any, Callable, Dict
@@ -420,6 +422,53 @@ class TestJsonObjects:
         assert_payload_error(
             field, f"must encode to at most {MAX_JSON_OBJECT_BYTES} bytes", lambda: build(cls, **{field: value})
         )
+
+    @pytest.mark.parametrize("cls, field", JSON_OBJECT_FIELDS)
+    def test_escapes_count_toward_the_size_bound(self, cls, field):
+        """A control character takes six bytes (``\\u0001``): an object of them is sized as encoded."""
+        value = {"k": "\x01" * 1705 + "xx"}  # 8 + 6 * 1705 + 2 bytes: exactly the bound
+        assert MAX_JSON_OBJECT_BYTES == len(json.dumps(value, separators=(",", ":")).encode("utf-8"))
+
+        assert value == getattr(build(cls, **{field: value}), field)
+        value["k"] += "x"
+        assert_payload_error(field, "must encode to at most", lambda: build(cls, **{field: value}))
+
+    @pytest.mark.parametrize("seed", range(4))
+    def test_the_size_rule_agrees_with_the_encoded_size(self, seed):
+        """Objects of every JSON kind, around the bound: accepted exactly when their compact UTF-8
+        JSON fits (the copy bounds the size, and must never take that bound for the size)."""
+        chance = random.Random(seed)
+        characters = ["a", "é", "€", "😀", "\x01", '"', "\\", "\n", "\u2028"]
+
+        def value(depth):
+            kind = chance.randrange(8 if depth < 4 else 5)
+            if kind == 0:
+                return "".join(chance.choice(characters) for _ in range(chance.randrange(40)))
+            if kind == 1:
+                return chance.choice([0, -(2**63), 2**63 - 1, chance.randrange(-(10**6), 10**6)])
+            if kind == 2:
+                return chance.choice([-2.2250738585072014e-308, 1.7976931348623157e308, 0.1, -1e-7, 1e16])
+            if kind == 3:
+                return chance.choice([True, False])
+            if kind == 4:
+                return None
+            if kind == 5:
+                return [value(depth + 1) for _ in range(chance.randrange(6))]
+            return {f"k{index}{chance.choice(characters)}": value(depth + 1) for index in range(chance.randrange(6))}
+
+        verdicts = []
+        for _ in range(60):
+            candidate = {f"key{index}": value(0) for index in range(chance.randrange(20, 200))}
+            size = len(json.dumps(candidate, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+            try:
+                build(CharacterEvent, body=candidate)
+                verdicts.append((size, size <= MAX_JSON_OBJECT_BYTES, True))
+            except PayloadError as error:
+                assert "must encode to at most" in str(error)
+                verdicts.append((size, size <= MAX_JSON_OBJECT_BYTES, False))
+
+        assert [(size, fits, fits) for size, fits, _ in verdicts] == verdicts
+        assert {True, False} == {fits for _, fits, _ in verdicts}  # both sides of the bound were tried
 
     @pytest.mark.parametrize("cls, field", JSON_OBJECT_FIELDS)
     def test_stores_a_dict_subclass_as_a_plain_dict_copy(self, cls, field):
