@@ -3,8 +3,10 @@
 Each delivery sink has a lane of its own, so one service's outage, hang or rate limit never
 delays the other's records. A lane is a thread that claims its sink's due records from the spool,
 cuts them into requests (one event each for PlayFab, which has no batch call; up to 100 sessions
-for PlayCamp's bulk endpoint) and hands them to up to ``max_in_flight`` request threads, started
-as the work needs them, which share the lane's kept-alive connections. When every request of a
+for PlayCamp's bulk endpoint) and hands them to request threads, which share the lane's
+kept-alive connections. It keeps as many requests in flight as pay: as many as the times a
+request waits beyond its own work (the network's latency, the service's time), so a far service
+gets up to ``max_in_flight`` at once and a near one only what the interpreter lock lets run. When every request of a
 claim has its outcome, the lane settles it: delivered records are gone, retried ones go back to
 the queue at a later time, rejected ones are dead-lettered and counted.
 
@@ -17,6 +19,8 @@ Within a lane:
   started wait with its records, without using up an attempt, and the lane pauses: until the time
   the service asked for (``Retry-After``, ``retryAfterSeconds``), or else for a first back-off.
 - Each record keeps its own attempts and back-off.
+- While the worker has a burst of hook calls to spool, no new request starts: putting accepted
+  payloads on disk comes first, and the two share one interpreter lock.
 - Stopping, no new request starts; requests in flight end (at worst by their read timeout) on
   their own threads, and the lane settles them before the tracker's claims may be taken back.
 """
@@ -39,6 +43,7 @@ log = logging.getLogger("playhooks")
 
 _IDLE_WAIT = 1.0  # seconds between looks at the spool when nothing is due (another process may add)
 _SENDER_IDLE = 30.0  # seconds a request thread waits for work before it ends
+_YIELD_WAIT = 0.02  # seconds a request waits, at most, while the worker spools a burst
 
 
 class Sender:
@@ -52,6 +57,7 @@ class Sender:
         counters: Counters,
         policy: RetryPolicy,
         max_in_flight: int = 8,
+        yield_to: Callable[[], bool] = lambda: False,
         on_exit: Callable[[], None] = lambda: None,
         rng: Optional[random.Random] = None,
         now: Callable[[], float] = time.time,
@@ -62,15 +68,23 @@ class Sender:
         self._stopped = threading.Event()
         self._lock = threading.Lock()
         self._next_heartbeat = 0.0
-        self.pending = 0  # records in the spool, as the last round counted them
+        self._pending = 0
         random_ = rng or random.Random()
         self._lanes = [
-            Lane(sink, spool, transport_factory, counters, policy, max_in_flight, random_, now, self._after_round, self._lane_ended)
+            Lane(sink, spool, transport_factory, counters, policy, max_in_flight, random_, now, yield_to, self._after_round, self._lane_ended)
             for sink in sinks
         ]
         self._lanes_running = len(self._lanes)
         for lane in self._lanes:
             lane.start()
+
+    @property
+    def pending(self) -> int:
+        """Records in the spool, without waiting: as last counted, while the spool is busy."""
+        count = self._spool.pending_now()
+        if count is not None:
+            self._pending = count
+        return self._pending
 
     @property
     def last_errors(self) -> Dict[str, str]:
@@ -129,7 +143,6 @@ class Sender:
         if now >= self._next_heartbeat:  # the sender beats too: it may be busy while the worker waits
             self._next_heartbeat = now + HEARTBEAT_SECONDS
             self._spool.heartbeat()
-        self.pending = self._spool.pending()
 
     def _lane_ended(self) -> None:
         with self._lock:
@@ -166,6 +179,7 @@ class Lane:
         max_in_flight: int,
         rng: random.Random,
         now: Callable[[], float],
+        yield_to: Callable[[], bool],
         after_round: Callable[[], None],
         on_exit: Callable[[], None],
     ) -> None:
@@ -182,13 +196,20 @@ class Lane:
         self._capacity = max(sink.max_batch, 2 * max_in_flight * sink.per_request)
         self._random = rng
         self._now = now
+        self._yield_to = yield_to
         self._after_round = after_round
         self._on_exit = on_exit
-        self._condition = threading.Condition()
+        # One lock, three things to wait for: the lane's thread for work to settle or claim, the
+        # request threads for requests, flushes for a rest. Each wakes only who it concerns.
+        self._lock = threading.Lock()
+        self._condition = threading.Condition(self._lock)
+        self._work = threading.Condition(self._lock)
+        self._rested = threading.Condition(self._lock)
         self._requests: Deque[_Request] = collections.deque()  # waiting for a request thread
         self._in_hand: Dict[int, _Claimed] = {}  # id(claim) -> claim being sent
         self._finished: List[_Claimed] = []  # claims whose records all have an outcome: to settle
         self._sending = 0  # requests in flight
+        self._wanted = 1.0  # requests in flight worth having: how many times its own work a request waits
         self._senders = 0  # request threads alive
         self._kicked = False
         self._stopping = False
@@ -215,20 +236,22 @@ class Lane:
             self._condition.notify_all()
 
     def wait_idle(self, timeout: float) -> bool:
-        with self._condition:
+        with self._lock:
             target = self._rounds_started + 1
             self._kicked = True
-            self._condition.notify_all()
-            return self._condition.wait_for(lambda: self._idle_round >= target or not self.running, timeout)
+            self._condition.notify()
+            return self._rested.wait_for(lambda: self._idle_round >= target or not self.running, timeout)
 
     def next_due(self) -> Optional[float]:
         due = self._spool.next_due(self.sink.name)
         return None if due is None else max(due, self.blocked_until)
 
     def stop(self) -> None:
-        with self._condition:
+        with self._lock:
             self._stopping = True
-            self._condition.notify_all()
+            self._condition.notify()
+            self._work.notify_all()
+            self._rested.notify_all()
 
     def join(self, timeout: float) -> bool:
         self._thread.join(timeout)
@@ -258,12 +281,14 @@ class Lane:
                     if idle:
                         self._idle_round = number
                         self.resting = not (self._kicked or self._finished)
-                        self._condition.notify_all()
+                        self._rested.notify_all()
                     if not (self._kicked or self._finished or self._stopping):
                         self._condition.wait(wait)
                     self._kicked = False
         finally:
             self._wind_down()
+            with self._lock:
+                self._rested.notify_all()
             self._on_exit()
 
     def _round(self) -> Tuple[bool, float]:
@@ -293,10 +318,17 @@ class Lane:
                 records += [(claimed, index) for index in range(len(claim.records))]
             size = self.sink.per_request
             self._requests.extend(records[start : start + size] for start in range(0, len(records), size))
-            while self._senders < min(self._max_in_flight, self._sending + len(self._requests)):
-                self._senders += 1
-                threading.Thread(target=self._send_requests, name=f"playhooks-sender-{self.sink.name}-request", daemon=True).start()
-            self._condition.notify_all()
+            self._staff()
+            self._work.notify(len(self._requests))
+
+    def _in_flight_wanted(self) -> int:
+        return max(1, min(self._max_in_flight, round(self._wanted)))
+
+    def _staff(self) -> None:
+        """Start request threads for the requests waiting, up to the number worth having (the lock held)."""
+        while self._senders < min(self._in_flight_wanted(), self._sending + len(self._requests)):
+            self._senders += 1
+            threading.Thread(target=self._send_requests, name=f"playhooks-sender-{self.sink.name}-request", daemon=True).start()
 
     def _settle_finished(self) -> None:
         with self._condition:
@@ -346,7 +378,7 @@ class Lane:
             self._requests.clear()
             for request in waiting:
                 self._note(request, [NOT_SENT] * len(request))
-            self._condition.wait_for(lambda: self._sending == 0)
+            self._work.wait_for(lambda: self._sending == 0)
         self._settle_finished()
 
     # -- request threads ----------------------------------------------------------------------------
@@ -354,21 +386,31 @@ class Lane:
     def _send_requests(self) -> None:
         while True:
             with self._condition:
-                while not self._requests or self._stopping:
-                    if self._stopping or not self._condition.wait(_SENDER_IDLE) and not self._requests:
+                while not self._requests or self._stopping or self._yield_to() or self._sending >= self._in_flight_wanted():
+                    if self._stopping or not self._work.wait(_YIELD_WAIT if self._requests else _SENDER_IDLE) and not self._requests:
                         self._senders -= 1
                         return
                 request = self._requests.popleft()
                 self._sending += 1
+            started, cpu_started = time.perf_counter(), time.thread_time()
             outcomes = self._send(request)
-            with self._condition:
+            waited = (time.perf_counter() - started) / max(time.thread_time() - cpu_started, 1e-5)
+            with self._lock:
                 self._sending -= 1
+                # While the interpreter is busy with requests, each waits as many times its own
+                # work as there are in flight: more would only queue for the interpreter lock.
+                self._wanted += (min(waited, self._max_in_flight) - self._wanted) / 8
+                self._staff()
+                finished = len(self._finished)
                 self._note(request, outcomes)
                 failed = outcomes[0]
                 if failed.kind == RETRY and failed.attempted and all(outcome.kind == RETRY for outcome in outcomes):
                     self._hold_back(failed)
-                self._kicked = True
-                self._condition.notify_all()
+                if self._stopping:
+                    self._work.notify_all()  # the lane's thread waits for the last request to end
+                if len(self._finished) > finished or len(self._requests) < self._max_in_flight:
+                    self._kicked = True  # a claim to settle, or room for more requests
+                    self._condition.notify()
 
     def _send(self, request: _Request) -> List[Outcome]:
         """One request's records, sent: each delivery noted as soon as it is known, so a process

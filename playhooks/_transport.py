@@ -1,17 +1,24 @@
 """HTTP for the delivery sinks: the only module that imports urllib3.
 
-One connection pool per tracker, explicit connect and read timeouts, no retries of its own (the
+One connection pool per lane, explicit connect and read timeouts, no retries of its own (the
 spool schedules them), TLS always verified, against certifi's roots when it is installed (Ren'Py
 bundles it, and on Windows Python's ssl module does not read the system's store). ``post`` never
 raises for a delivery problem: it returns an ``Outcome``.
+
+Each request goes out in one write, head and body together: urllib3 2 writes them separately,
+which on loopback doubles the system calls, and on any network may hold the body back a round
+trip behind a delayed ACK.
 """
 
 import json
 import logging
 import ssl
-from typing import Any, Dict, Optional, Tuple
+import urllib.parse
+from typing import Any, Dict, List, Optional, Tuple
 
 import urllib3
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from ._retry import RETRY, Outcome, classify
 
@@ -20,6 +27,44 @@ log = logging.getLogger("playhooks")
 DEFAULT_CONNECT_TIMEOUT = 5.0
 DEFAULT_READ_TIMEOUT = 10.0
 USER_AGENT = "playhooks"
+_HEADERS = {"Content-Type": "application/json", "Accept": "application/json", "User-Agent": USER_AGENT}
+
+
+class _OneWrite:
+    """Gathers what a connection sends while it writes a request, and sends it at once."""
+
+    _gathered: Optional[List[bytes]] = None
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        self._gathered = []
+        try:
+            super().request(*args, **kwargs)  # type: ignore[misc]
+            data = b"".join(self._gathered)
+        finally:
+            self._gathered = None
+        super().send(data)  # type: ignore[misc]
+
+    def send(self, data: Any) -> None:
+        if self._gathered is not None and isinstance(data, (bytes, bytearray, memoryview)):
+            self._gathered.append(bytes(data))
+        else:
+            super().send(data)  # type: ignore[misc]
+
+
+class _HTTPConnection(_OneWrite, HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_OneWrite, HTTPSConnection):
+    pass
+
+
+class _HTTPPool(HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
 
 
 def _ssl_context() -> ssl.SSLContext:
@@ -31,25 +76,37 @@ def _ssl_context() -> ssl.SSLContext:
 
 
 class Transport:
-    """Posts JSON and turns whatever happens into an ``Outcome`` (plus the decoded answer)."""
+    """Posts JSON and turns whatever happens into an ``Outcome`` (plus the decoded answer).
+
+    Args:
+        connect_timeout, read_timeout: seconds, for each request.
+        connections: connections kept alive per host: one per request in flight.
+    """
 
     def __init__(
         self, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT, read_timeout: float = DEFAULT_READ_TIMEOUT, connections: int = 1
     ) -> None:
-        self._pool = urllib3.PoolManager(
+        self._manager = urllib3.PoolManager(
             num_pools=4,
-            maxsize=connections,  # one per request in flight, kept alive
+            maxsize=connections,
             retries=False,
             timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),
             cert_reqs="CERT_REQUIRED",
             ssl_context=_ssl_context(),
         )
+        self._manager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+        self._routes: Dict[str, Tuple[Any, str]] = {}  # url -> (its host's pool, its path)
 
     def post(self, url: str, headers: Dict[str, str], body: bytes) -> Tuple[Outcome, Optional[Any]]:
         """POST ``body`` to ``url``; the outcome and, when there was one, the decoded JSON answer."""
-        headers = {"Content-Type": "application/json", "Accept": "application/json", "User-Agent": USER_AGENT, **headers}
         try:
-            response = self._pool.request("POST", url, body=body, headers=headers, redirect=False)
+            route = self._routes.get(url)
+            if route is None:
+                route = self._routes[url] = (self._manager.connection_from_url(url), urllib.parse.urlsplit(url).path)
+            pool, path = route
+            response = pool.urlopen(
+                "POST", path, body=body, headers={**_HEADERS, **headers}, retries=False, redirect=False, assert_same_host=False
+            )
         except Exception as error:
             # No answer (refused, reset, timed out, TLS, or a request http.client would not
             # send): worth another try. The reason names the kind of failure only: the messages
@@ -62,4 +119,4 @@ class Transport:
         return classify(response.status, response.headers, answer), answer
 
     def close(self) -> None:
-        self._pool.clear()
+        self._manager.clear()
