@@ -187,6 +187,7 @@ class Spool:
         self._held_dead: List[Tuple[str, bytes]] = []
         self._unremoved: Set[str] = set()  # settled claims the disk would not let go of
         self._in_flight: Dict[int, Tuple[Claim, int]] = {}  # id(claim) -> (claim, records delivered so far)
+        self._journals: Dict[int, int] = {}  # id(claim) -> descriptor of its open journal in sent/
         self._next_disk_retry = 0.0
         self._queues: Dict[str, _Queue] = {}
         self._root_seen: Optional[int] = None
@@ -468,22 +469,26 @@ class Spool:
     def mark_sent(self, claim: Claim, record: Record) -> None:
         """Note that ``record`` of ``claim`` was delivered, as soon as it was: if this process stops
         before the claim is settled, whoever takes the claim back does not send it again."""
-        with self._lock:
-            if id(claim) in self._in_flight:
-                self._in_flight[id(claim)] = (claim, self._in_flight[id(claim)][1] + 1)
-        if claim.path is None:
-            return
-        journal = self._journal_path(claim)
-        try:
+        with self._lock:  # and the write too: a journal closed meanwhile could be another file's descriptor
+            if id(claim) not in self._in_flight:
+                return
+            self._in_flight[id(claim)] = (claim, self._in_flight[id(claim)][1] + 1)
+            if claim.path is None:
+                return
             try:
-                file = open(journal, "a", encoding="utf-8")
-            except FileNotFoundError:
-                os.makedirs(os.path.dirname(journal), exist_ok=True)
-                file = open(journal, "a", encoding="utf-8")
-            with file:
-                file.write(record.id + "\n")  # no fsync: the kernel keeps it past the process's end
-        except OSError:
-            pass  # at worst, resent after a crash: the guarantee is at-least-once
+                journal = self._journals.get(id(claim))
+                if journal is None:
+                    journal = self._journals[id(claim)] = _open_journal(self._journal_path(claim))
+                os.write(journal, (record.id + "\n").encode("utf-8"))  # no fsync: the kernel keeps it past the process's end
+            except OSError:
+                pass  # at worst, resent after a crash: the guarantee is at-least-once
+
+    def _close_journal(self, claim: Claim) -> None:
+        """Close a claim's journal before it is removed (Windows removes no open file)."""
+        with self._lock:
+            journal = self._journals.pop(id(claim), None)
+        if journal is not None:
+            os.close(journal)
 
     def settle(self, claim: Claim, retry: Sequence[Tuple[Record, float]], dead: Sequence[Record]) -> None:
         """Finish a claim: records to retry go back to the queue with their due times, the dead to
@@ -498,6 +503,7 @@ class Spool:
         with self._lock:
             if id(claim) not in self._in_flight:
                 return
+        self._close_journal(claim)
         if claim.path is not None and not os.path.exists(claim.path):
             self._forget(claim)
             return  # taken back (this tracker was closed mid-send): whoever took it sends it
@@ -569,6 +575,7 @@ class Spool:
         with self._lock:
             if id(claim) not in self._in_flight:
                 return
+        self._close_journal(claim)
         try:
             if claim.path is not None:
                 try:
@@ -601,7 +608,23 @@ class Spool:
         """Records waiting or being sent, less those of this process's claims already delivered."""
         with self._lock:
             chosen = [destination] if destination else self.destinations()
-            total = sum(self._queue(name).records + self._claimed_elsewhere.get(name, (0, 0))[0] for name in chosen)
+            return self._count(chosen, destination, [self._queue(name) for name in chosen])
+
+    def pending_now(self) -> Optional[int]:
+        """``pending()`` as the index stands, never waiting for the lock nor reading the disk (for
+        ``stats()``, on the game's thread); None while the spool is busy."""
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            chosen = sorted(set(self._queues) | set(self._held))
+            return self._count(chosen, None, [self._queues[name] for name in chosen if name in self._queues])
+        finally:
+            self._lock.release()
+
+    def _count(self, chosen: List[str], destination: Optional[str], queues: List["_Queue"]) -> int:
+        with self._lock:
+            total = sum(queue.records for queue in queues)
+            total += sum(self._claimed_elsewhere.get(name, (0, 0))[0] for name in chosen)
             total += sum(len(entry.records) for name in chosen for entry in self._held.get(name, []))
             total += sum(
                 len(claim.records) - delivered
@@ -814,6 +837,10 @@ class Spool:
         }
 
     def close(self) -> None:
+        with self._lock:
+            journals, self._journals = list(self._journals.values()), {}
+        for journal in journals:
+            os.close(journal)
         _remove(os.path.join(self.directory, "owners", self.owner))
 
 
@@ -851,6 +878,14 @@ def _list(folder: str) -> List[str]:
         return os.listdir(folder)
     except OSError:  # missing, or no longer a folder: nothing to list
         return []
+
+
+def _open_journal(path: str) -> int:
+    try:
+        return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(path), exist_ok=True)  # deleted under us
+        return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
 
 
 def _list_destinations(directory: str) -> List[str]:

@@ -123,7 +123,7 @@ class Tracker:
                 expendable=[sink.name for sink in delivery if EVENT in sink.kinds],
                 now=now,
             )
-            spool, owner = self._spool, self._owner
+            spool, owner, queue = self._spool, self._owner, self._queue
             self._sender = Sender(
                 self._spool,
                 delivery,
@@ -131,6 +131,7 @@ class Tracker:
                 self._counters,
                 settings.retry,
                 settings.max_in_flight,
+                yield_to=lambda: len(queue) >= BURST,
                 on_exit=lambda: _retire(spool, owner),
                 now=now,
             )
