@@ -143,6 +143,7 @@ class Sender:
         if now >= self._next_heartbeat:  # the sender beats too: it may be busy while the worker waits
             self._next_heartbeat = now + HEARTBEAT_SECONDS
             self._spool.heartbeat()
+        self._pending = self._spool.pending()  # what stats() shows: another process may have sent some
 
     def _lane_ended(self) -> None:
         with self._lock:
@@ -385,9 +386,11 @@ class Lane:
 
     def _send_requests(self) -> None:
         while True:
-            with self._condition:
-                while not self._requests or self._stopping or self._yield_to() or self._sending >= self._in_flight_wanted():
-                    if self._stopping or not self._work.wait(_YIELD_WAIT if self._requests else _SENDER_IDLE) and not self._requests:
+            with self._lock:
+                while self._stopping or not self._requests or self._yield_to() or self._sending >= self._in_flight_wanted():
+                    idle = not self._requests
+                    woken = not self._stopping and self._work.wait(_SENDER_IDLE if idle else _YIELD_WAIT)
+                    if self._stopping or (idle and not woken and not self._requests):
                         self._senders -= 1
                         return
                 request = self._requests.popleft()

@@ -193,6 +193,7 @@ class Spool:
         self._queues: Dict[str, _Queue] = {}
         self._root_seen: Optional[int] = None
         self._claimed_elsewhere: Dict[str, Tuple[int, int]] = {}  # per destination: (records, bytes), as last counted
+        self._claimed_seen: Dict[str, Optional[int]] = {}  # per destination: claimed/'s time when counted
         self._dead: Dict[str, int] = {}  # dead letter path -> bytes
         try:
             self._make_folders()
@@ -616,6 +617,8 @@ class Spool:
         """Records waiting or being sent, less those of this process's claims already delivered."""
         with self._lock:
             chosen = [destination] if destination else self.destinations()
+            for name in chosen:
+                self._count_claimed_elsewhere(name)
             return self._count(chosen, destination, [self._queue(name) for name in chosen])
 
     def pending_now(self) -> Optional[int]:
@@ -724,13 +727,23 @@ class Spool:
         with self._lock:
             for destination in set(_list_destinations(self.directory)) | set(self._queues):
                 self._reindex(destination)
-                elsewhere = [
-                    (_parse_name(name.split(_SEPARATOR)[-1])[1], stat.st_size)
-                    for path, name, stat in _stat_files(os.path.join(self.directory, destination, "claimed"))
-                    if not name.startswith(self.owner + _SEPARATOR) and path not in self._unremoved
-                ]
-                self._claimed_elsewhere[destination] = (sum(count for count, _ in elsewhere), sum(size for _, size in elsewhere))
+                self._count_claimed_elsewhere(destination, again=True)
             self._dead = {path: stat.st_size for path, _, stat in _stat_files(os.path.join(self.directory, "dead"))}
+
+    def _count_claimed_elsewhere(self, destination: str, again: bool = False) -> None:
+        """Count what other processes are sending (the lock held), when ``claimed/`` changed since:
+        a small folder, of what is in flight."""
+        folder = os.path.join(self.directory, destination, "claimed")
+        modified = _modified(folder)
+        if not again and self._claimed_seen.get(destination, -1) == modified:
+            return
+        elsewhere = [
+            (_parse_name(name.split(_SEPARATOR)[-1])[1], stat.st_size)
+            for path, name, stat in _stat_files(folder)
+            if not name.startswith(self.owner + _SEPARATOR) and path not in self._unremoved
+        ]
+        self._claimed_elsewhere[destination] = (sum(count for count, _ in elsewhere), sum(size for _, size in elsewhere))
+        self._claimed_seen[destination] = modified
 
     def enforce_limits(self, expendable: Optional[Sequence[str]] = None) -> None:
         """Drop the oldest waiting files while over a bound: dead letters first, then from the
