@@ -390,7 +390,7 @@ class TestSharedSpool:
         for number in range(400):
             filler.on_character_event("tick", body={"n": number}, **PLAYER)
             if number % 50 == 49:
-                filler.flush(timeout=0)  # many spool files, so both processes find work
+                filler.flush(timeout=5)  # eight spool files, so both processes find work
         filler.close(timeout=2)
         emulator.reset()
 
