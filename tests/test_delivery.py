@@ -386,11 +386,10 @@ class TestSharedSpool:
     def test_two_processes_never_send_a_record_twice(self, emulator, spool):
         """Two processes draining one spool together: every event reaches the service once."""
         emulator.fail_next(100_000, 503)
-        filler = playhooks.Tracker(sinks(emulator), spool_dir=spool, clock=ManualClock(), flush_interval=60)
+        # One spool file per event, so both processes find work.
+        filler = playhooks.Tracker(sinks(emulator), spool_dir=spool, clock=ManualClock(), durability="sync")
         for number in range(400):
             filler.on_character_event("tick", body={"n": number}, **PLAYER)
-            if number % 50 == 49:
-                filler.flush(timeout=5)  # eight spool files, so both processes find work
         filler.close(timeout=2)
         emulator.reset()
 
