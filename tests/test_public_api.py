@@ -98,14 +98,23 @@ class TestImportCost:
         )
         assert third_party_modules_after(code) <= {"attr", "attrs"}
 
-    def test_the_worker_loads_the_wire_format_when_it_needs_it(self):
-        """The first flush is where cattrs arrives, on the worker thread."""
+    def test_the_worker_builds_payloads_without_cattrs(self):
+        """The worker writes its two requests' JSON itself: cattrs is for reading JSON into models."""
         code = (
-            "import playhooks\n"
-            "t = playhooks.Tracker(sinks=[playhooks.MemorySink()])\n"
-            "t.on_character_event('x', playfab_id='P', character_id='C')\n"
-            "assert t.flush(5) == 0\n"
+            "import playhooks, playhooks.testing\n"
+            "clock, sink = playhooks.testing.ManualClock(), playhooks.MemorySink()\n"
+            "t = playhooks.Tracker(sinks=[sink], clock=clock)\n"
+            "t.on_session_start('p', playfab_id='P', character_id='C')\n"
+            "t.on_character_event('x')\n"
+            "clock.advance(90)\n"
+            "t.on_session_end()\n"
+            "assert t.flush(5) == 0 and len(sink.sessions) == len(sink.events) == 1\n"
         )
+        assert third_party_modules_after(code) <= {"attr", "attrs"}
+
+    def test_reading_json_into_models_loads_cattrs(self):
+        """The emulator's way in, ``_wire.structure``, is where cattrs arrives."""
+        code = "from playhooks import _models, _wire\n_wire.structure({'EventId': 'E'}, _models.CharacterEventResult)\n"
         assert "cattrs" in third_party_modules_after(code)
 
 
