@@ -11,12 +11,18 @@ Rules that are our own choice, not the services' (see ``spec/apis-notes.md``):
 - ``Body`` and ``metadata`` must encode to at most ``MAX_JSON_OBJECT_BYTES`` (10 KiB) of compact
   UTF-8 JSON: PlayFab's telemetry events allow 10 KB and its older LogEvent 32 KB, so 10 KiB is
   safe for both and keeps one payload small enough for the spool and the queue bounds.
+
+The model classes are made on first use (see ``__getattr__`` at the end): making an attrs class
+compiles its methods, about a millisecond each, and a game's start needs none of them. The worker
+builds the payloads, the sender and the emulator read the answers; the validators below, which
+``SessionOptions`` shares, are plain functions and load with the module.
 """
 
 import collections.abc
 import json
 import math
 import re
+import threading
 from datetime import datetime, timezone
 from typing import Any, Dict, Mapping, Optional, Tuple
 
@@ -281,7 +287,7 @@ def _bulk_sessions(instance: Any, attribute: "attrs.Attribute[Any]", value: Any)
             attribute.name, f"must hold 1 to {MAX_BULK_SESSIONS} sessions, not {len(value)}", show_value=False
         )
     for item in value:
-        if not isinstance(item, PlaytimeSession):
+        if not isinstance(item, PlaytimeSession):  # a global once _make_models has run
             raise PayloadError(attribute.name, "must hold PlaytimeSession items", item)
 
 
@@ -299,122 +305,157 @@ def _bulk_status(instance: Any, attribute: "attrs.Attribute[Any]", value: Any) -
         raise PayloadError(attribute.name, "must be one of " + ", ".join(BULK_STATUSES), value)
 
 
-# -- PlayCamp: Record Playtime Session -----------------------------------------------------------
+# -- the models, made by _make_models on first use ----------------------------------------------
+
+MODEL_NAMES = (
+    "PlaytimeSession",
+    "PlaytimeSessionResult",
+    "BulkPlaytimeRequest",
+    "BulkItemResult",
+    "BulkPlaytimeResult",
+    "PlayCampErrorDetail",
+    "PlayCampError",
+    "CharacterEvent",
+    "CharacterEventResult",
+    "PlayFabError",
+)
+_making = threading.Lock()
 
 
-@attrs.frozen
-class PlaytimeSession:
-    """One play session, as PlayCamp records it (``POST /v1/server/playtime/sessions``)."""
-
-    session_id: str = attrs.field(validator=required_text)
-    user_id: str = attrs.field(validator=required_text)
-    duration_seconds: int = attrs.field(validator=_positive_int)
-    started_at: datetime = attrs.field(converter=_utc, validator=_aware_datetime)
-    ended_at: datetime = attrs.field(converter=_utc, validator=_aware_datetime)
-    campaign_id: Optional[str] = attrs.field(default=None, validator=optional_text)
-    creator_key: Optional[str] = attrs.field(default=None, validator=creator_key_format)
-    platform: Optional[str] = attrs.field(default=None, validator=platform_choice)
-    metadata: Optional[Mapping[str, Any]] = attrs.field(default=None, converter=json_copy)
-    callback_id: Optional[str] = attrs.field(default=None, validator=optional_text)
-    is_test: Optional[bool] = attrs.field(default=None, validator=optional_flag)
-
-    def __attrs_post_init__(self) -> None:
-        if self.ended_at < self.started_at:
-            raise PayloadError("ended_at", "must not precede the start", self.ended_at)
+def __getattr__(name: str) -> Any:
+    """The models, made on first use: ``_models.CharacterEvent``, ``from ._models import PlayFabError``."""
+    if name not in MODEL_NAMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    with _making:  # two threads asking at once must get the same classes
+        if name not in globals():
+            globals().update(_make_models())
+    return globals()[name]
 
 
-@attrs.frozen
-class PlaytimeSessionResult:
-    """PlayCamp's answer to one recorded session (``data`` of the response)."""
+def _make_models() -> Dict[str, type]:
+    """Every model class, by name: called once, by ``__getattr__``."""
 
-    session_id: str = attrs.field(validator=required_text)
-    user_id: str = attrs.field(validator=required_text)
-    duration_seconds: int = attrs.field(validator=_positive_int)
-    recorded: bool = attrs.field(validator=_flag)
-    created_at: datetime = attrs.field(converter=_utc, validator=_aware_datetime)
+    # -- PlayCamp: Record Playtime Session ------------------------------------------------------
 
+    @attrs.frozen
+    class PlaytimeSession:
+        """One play session, as PlayCamp records it (``POST /v1/server/playtime/sessions``)."""
 
-@attrs.frozen
-class BulkPlaytimeRequest:
-    """Many sessions in one request (``POST /v1/server/playtime/sessions/bulk``)."""
+        session_id: str = attrs.field(validator=required_text)
+        user_id: str = attrs.field(validator=required_text)
+        duration_seconds: int = attrs.field(validator=_positive_int)
+        started_at: datetime = attrs.field(converter=_utc, validator=_aware_datetime)
+        ended_at: datetime = attrs.field(converter=_utc, validator=_aware_datetime)
+        campaign_id: Optional[str] = attrs.field(default=None, validator=optional_text)
+        creator_key: Optional[str] = attrs.field(default=None, validator=creator_key_format)
+        platform: Optional[str] = attrs.field(default=None, validator=platform_choice)
+        metadata: Optional[Mapping[str, Any]] = attrs.field(default=None, converter=json_copy)
+        callback_id: Optional[str] = attrs.field(default=None, validator=optional_text)
+        is_test: Optional[bool] = attrs.field(default=None, validator=optional_flag)
 
-    sessions: Tuple[PlaytimeSession, ...] = attrs.field(converter=as_tuple, validator=_bulk_sessions)
-    callback_id: Optional[str] = attrs.field(default=None, validator=optional_text)
-    is_test: Optional[bool] = attrs.field(default=None, validator=optional_flag)
+        def __attrs_post_init__(self) -> None:
+            if self.ended_at < self.started_at:
+                raise PayloadError("ended_at", "must not precede the start", self.ended_at)
 
+    @attrs.frozen
+    class PlaytimeSessionResult:
+        """PlayCamp's answer to one recorded session (``data`` of the response)."""
 
-@attrs.frozen
-class BulkItemResult:
-    """What happened to one session of a bulk request."""
+        session_id: str = attrs.field(validator=required_text)
+        user_id: str = attrs.field(validator=required_text)
+        duration_seconds: int = attrs.field(validator=_positive_int)
+        recorded: bool = attrs.field(validator=_flag)
+        created_at: datetime = attrs.field(converter=_utc, validator=_aware_datetime)
 
-    session_id: str = attrs.field(validator=required_text)
-    status: str = attrs.field(validator=_bulk_status)
-    error: Optional[str] = attrs.field(default=None, validator=optional_text)
+    @attrs.frozen
+    class BulkPlaytimeRequest:
+        """Many sessions in one request (``POST /v1/server/playtime/sessions/bulk``)."""
 
+        sessions: Tuple[PlaytimeSession, ...] = attrs.field(converter=as_tuple, validator=_bulk_sessions)
+        callback_id: Optional[str] = attrs.field(default=None, validator=optional_text)
+        is_test: Optional[bool] = attrs.field(default=None, validator=optional_flag)
 
-@attrs.frozen
-class BulkPlaytimeResult:
-    """PlayCamp's answer to a bulk request (``data`` of the response)."""
+    @attrs.frozen
+    class BulkItemResult:
+        """What happened to one session of a bulk request."""
 
-    total_requested: int = attrs.field(validator=_count)
-    successful: int = attrs.field(validator=_count)
-    failed: int = attrs.field(validator=_count)
-    skipped: int = attrs.field(validator=_count)
-    results: Tuple[BulkItemResult, ...] = attrs.field(converter=as_tuple, validator=_items_of(BulkItemResult))
+        session_id: str = attrs.field(validator=required_text)
+        status: str = attrs.field(validator=_bulk_status)
+        error: Optional[str] = attrs.field(default=None, validator=optional_text)
 
+    @attrs.frozen
+    class BulkPlaytimeResult:
+        """PlayCamp's answer to a bulk request (``data`` of the response)."""
 
-@attrs.frozen
-class PlayCampErrorDetail:
-    """One entry of a PlayCamp validation error's ``details``."""
+        total_requested: int = attrs.field(validator=_count)
+        successful: int = attrs.field(validator=_count)
+        failed: int = attrs.field(validator=_count)
+        skipped: int = attrs.field(validator=_count)
+        results: Tuple[BulkItemResult, ...] = attrs.field(converter=as_tuple, validator=_items_of(BulkItemResult))
 
-    message: str
-    path: Optional[str] = None
-    target: Optional[str] = None
+    @attrs.frozen
+    class PlayCampErrorDetail:
+        """One entry of a PlayCamp validation error's ``details``."""
 
+        message: str
+        path: Optional[str] = None
+        target: Optional[str] = None
 
-@attrs.frozen
-class PlayCampError:
-    """A PlayCamp error body: ``{"code": "VALIDATION_ERROR", "error": "...", "details": [...]}``."""
+    @attrs.frozen
+    class PlayCampError:
+        """A PlayCamp error body: ``{"code": "VALIDATION_ERROR", "error": "...", "details": [...]}``."""
 
-    code: str
-    error: str
-    details: Tuple[PlayCampErrorDetail, ...] = attrs.field(
-        default=(), converter=as_tuple, validator=_items_of(PlayCampErrorDetail)
-    )
+        code: str
+        error: str
+        details: Tuple[PlayCampErrorDetail, ...] = attrs.field(
+            default=(), converter=as_tuple, validator=_items_of(PlayCampErrorDetail)
+        )
 
+    # -- PlayFab: WriteCharacterEvent -----------------------------------------------------------
 
-# -- PlayFab: WriteCharacterEvent ----------------------------------------------------------------
+    @attrs.frozen
+    class CharacterEvent:
+        """One character event, as PlayFab takes it (``POST /Server/WriteCharacterEvent``)."""
 
+        character_id: str = attrs.field(validator=required_text)
+        event_name: str = attrs.field(validator=_event_name)
+        playfab_id: str = attrs.field(validator=required_text)
+        body: Optional[Mapping[str, Any]] = attrs.field(default=None, converter=json_copy)
+        timestamp: Optional[datetime] = attrs.field(default=None, converter=_utc, validator=_optional_aware_datetime)
+        custom_tags: Optional[Mapping[str, str]] = attrs.field(
+            default=None, converter=plain_dict, validator=_string_map
+        )
 
-@attrs.frozen
-class CharacterEvent:
-    """One character event, as PlayFab takes it (``POST /Server/WriteCharacterEvent``)."""
+    @attrs.frozen
+    class CharacterEventResult:
+        """PlayFab's answer to a written event (``data`` of the envelope)."""
 
-    character_id: str = attrs.field(validator=required_text)
-    event_name: str = attrs.field(validator=_event_name)
-    playfab_id: str = attrs.field(validator=required_text)
-    body: Optional[Mapping[str, Any]] = attrs.field(default=None, converter=json_copy)
-    timestamp: Optional[datetime] = attrs.field(default=None, converter=_utc, validator=_optional_aware_datetime)
-    custom_tags: Optional[Mapping[str, str]] = attrs.field(
-        default=None, converter=plain_dict, validator=_string_map
-    )
+        event_id: str = attrs.field(validator=required_text)
 
+    @attrs.frozen
+    class PlayFabError:
+        """PlayFab's ``ApiErrorWrapper``: every failure of every call has this shape."""
 
-@attrs.frozen
-class CharacterEventResult:
-    """PlayFab's answer to a written event (``data`` of the envelope)."""
+        code: int
+        status: str
+        error: str
+        error_code: int
+        error_message: str
+        error_details: Optional[Mapping[str, Tuple[str, ...]]] = None
+        retry_after_seconds: Optional[int] = None
 
-    event_id: str = attrs.field(validator=required_text)
-
-
-@attrs.frozen
-class PlayFabError:
-    """PlayFab's ``ApiErrorWrapper``: every failure of every call has this shape."""
-
-    code: int
-    status: str
-    error: str
-    error_code: int
-    error_message: str
-    error_details: Optional[Mapping[str, Tuple[str, ...]]] = None
-    retry_after_seconds: Optional[int] = None
+    made = [
+        PlaytimeSession,
+        PlaytimeSessionResult,
+        BulkPlaytimeRequest,
+        BulkItemResult,
+        BulkPlaytimeResult,
+        PlayCampErrorDetail,
+        PlayCampError,
+        CharacterEvent,
+        CharacterEventResult,
+        PlayFabError,
+    ]
+    for cls in made:
+        cls.__qualname__ = cls.__name__  # as if made at the top of the module: for repr, pickle, docs
+    return {cls.__name__: cls for cls in made}

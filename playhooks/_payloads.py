@@ -14,13 +14,12 @@ from typing import Any, Optional
 
 import attrs
 
+from . import _models
 from ._errors import PayloadError
-from ._models import CharacterEvent, PlaytimeSession, copy_json
 from ._session import Segment, Session
 
 EVENT_ID_KEY = "playhooks_event_id"
 RECOVERED_KEY = "playhooks_recovered"  # in a session's metadata: closed from its last checkpoint after a crash
-_BODY = attrs.fields(CharacterEvent).body
 
 # Event ids: 128 random bits, from a generator seeded by the system once (uuid4 asks the system
 # for each, a quarter of an event's cost on the worker). A forked child draws a fresh seed.
@@ -38,7 +37,7 @@ def event_model(
     custom_tags: Any,
     session: Any,
     called_at: float,
-) -> CharacterEvent:
+) -> "_models.CharacterEvent":
     """Build the event a hook call describes, filling ids from its session.
 
     Args:
@@ -63,7 +62,7 @@ def event_model(
     body = _with_event_id({} if body is None else body)
     if timestamp is None:
         timestamp = datetime.fromtimestamp(called_at, timezone.utc)
-    return CharacterEvent(
+    return _models.CharacterEvent(
         character_id=character_id,
         event_name=event_name,
         playfab_id=playfab_id,
@@ -89,14 +88,14 @@ def _with_event_id(body: Any) -> Any:
                 return {**body, EVENT_ID_KEY: "%032x" % _event_ids.getrandbits(128)}
         except Exception:  # a key whose __eq__ raises: the copy below names it
             pass
-    body = copy_json(body, _BODY)  # a broken body is told first
+    body = _models.copy_json(body, attrs.fields(_models.CharacterEvent).body)  # a broken body is told first
     if EVENT_ID_KEY in body:
         raise PayloadError("body", f"must not use the key {EVENT_ID_KEY!r}: playhooks puts the event id there", show_value=False)
     body[EVENT_ID_KEY] = "%032x" % _event_ids.getrandbits(128)
     return body
 
 
-def session_model(segment: Segment) -> Optional[PlaytimeSession]:
+def session_model(segment: Segment) -> Optional["_models.PlaytimeSession"]:
     """The PlayCamp session a finished segment makes, or None when it is too short to send."""
     try:
         duration = segment.duration_seconds
@@ -106,7 +105,7 @@ def session_model(segment: Segment) -> Optional[PlaytimeSession]:
     if duration < 1:
         return None
     options = segment.options
-    return PlaytimeSession(
+    return _models.PlaytimeSession(
         session_id=segment.session_id,
         user_id=options.user_id,
         duration_seconds=duration,

@@ -118,6 +118,39 @@ class TestImportCost:
         assert "cattrs" in third_party_modules_after(code)
 
 
+# What `import playhooks` leaves for later: each costs the game's start milliseconds, and none is
+# needed before the first payload is built (on the worker) or the first answer read (by the
+# sender or the emulator). Measured with tests/benchmarks/bench_import.py.
+LOADED_LATER = [
+    "cattrs",  # only to read JSON into models: the emulator, tests
+    "playhooks._wire",  # the worker's, at its first round
+    "playhooks.emulator",
+    "tempfile",  # the fallback spool folder, when the first cannot be written
+]
+MODELS_MADE_LATER = ["CharacterEvent", "PlaytimeSession", "PlayFabError", "BulkPlaytimeResult"]
+
+
+class TestWhatImportLeavesForLater:
+    def test_import_loads_none_of_them(self):
+        """`import playhooks` imports none of the modules listed as loaded later, and makes no model class."""
+        script = (
+            "import sys\n"
+            "import playhooks\n"
+            f"print(' '.join(name for name in {LOADED_LATER!r} if name in sys.modules))\n"
+            f"print(' '.join(name for name in {MODELS_MADE_LATER!r} if name in vars(sys.modules['playhooks._models'])))\n"
+        )
+        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+        assert ["", ""] == result.stdout.split("\n")[:2]
+
+    def test_a_model_is_made_when_first_asked_for(self):
+        """The models exist, and are the same classes, however and wherever they are first asked for."""
+        from playhooks import _models
+        from playhooks._models import CharacterEvent
+
+        assert CharacterEvent is _models.CharacterEvent is vars(_models)["CharacterEvent"]
+        assert "CharacterEvent" == CharacterEvent.__qualname__
+
+
 def test_no_package_metadata_is_read_at_run_time():
     """Inside Ren'Py no distribution is found, so the package must not ask for one."""
     package = os.path.dirname(playhooks.__file__)
