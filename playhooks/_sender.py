@@ -4,9 +4,11 @@ Each delivery sink has a lane of its own, so one service's outage, hang or rate 
 delays the other's records. A lane is a thread that claims its sink's due records from the spool,
 cuts them into requests (one event each for PlayFab, which has no batch call; up to 100 sessions
 for PlayCamp's bulk endpoint) and hands them to request threads, which share the lane's
-kept-alive connections. It keeps as many requests in flight as pay: as many as the times a
-request waits beyond its own work (the network's latency, the service's time), so a far service
-gets up to ``max_in_flight`` at once and a near one only what the interpreter lock lets run. When every request of a
+kept-alive connections. A lane that keeps up (it had nothing to send within the last second)
+sends one request at a time: more threads would only vie with the game's thread for the
+interpreter lock. A lane that falls behind keeps as many requests in flight as pay: as many as
+the times a request waits beyond its own work (the network's latency, the service's time), so a
+far service gets up to ``max_in_flight`` at once and a near one what the interpreter lets run. When every request of a
 claim has its outcome, the lane settles it: delivered records are gone, retried ones go back to
 the queue at a later time, rejected ones are dead-lettered and counted.
 
@@ -43,6 +45,8 @@ log = logging.getLogger("playhooks")
 
 _IDLE_WAIT = 1.0  # seconds between looks at the spool when nothing is due (another process may add)
 _SENDER_IDLE = 30.0  # seconds a request thread waits for work before it ends
+_KEEPING_UP = 1.0  # a lane that found nothing to send this recently sends one request at a time
+_STUCK = 1.0  # seconds after which a request in flight no longer holds the others back
 _YIELD_WAIT = 0.02  # seconds a request waits, at most, while the worker spools a burst
 
 
@@ -138,12 +142,13 @@ class Sender:
         deadline = time.monotonic() + timeout
         return all(lane.join(max(0.0, deadline - time.monotonic())) for lane in self._lanes)
 
-    def _after_round(self) -> None:
+    def _after_round(self, idle: bool) -> None:
         now = time.monotonic()
         if now >= self._next_heartbeat:  # the sender beats too: it may be busy while the worker waits
             self._next_heartbeat = now + HEARTBEAT_SECONDS
             self._spool.heartbeat()
-        self._pending = self._spool.pending()  # what stats() shows: another process may have sent some
+        if idle:  # counted afresh for stats(): another process may have sent some meanwhile
+            self._pending = self._spool.pending()
 
     def _lane_ended(self) -> None:
         with self._lock:
@@ -181,7 +186,7 @@ class Lane:
         rng: random.Random,
         now: Callable[[], float],
         yield_to: Callable[[], bool],
-        after_round: Callable[[], None],
+        after_round: Callable[[bool], None],
         on_exit: Callable[[], None],
     ) -> None:
         self.sink = sink
@@ -211,6 +216,8 @@ class Lane:
         self._finished: List[_Claimed] = []  # claims whose records all have an outcome: to settle
         self._sending = 0  # requests in flight
         self._wanted = 1.0  # requests in flight worth having: how many times its own work a request waits
+        self._rested_at = 0.0  # when a round last found nothing to send (monotonic)
+        self._started: Dict[int, float] = {}  # request thread -> when its request started (monotonic)
         self._senders = 0  # request threads alive
         self._kicked = False
         self._stopping = False
@@ -273,7 +280,7 @@ class Lane:
                     self.resting = False
                 try:
                     idle, wait = self._round()
-                    self._after_round()
+                    self._after_round(idle)
                 except Exception as error:  # never let the lane die: say so, and look again shortly
                     # The type only: a message could quote a request, and requests carry keys.
                     self._counters.say("sender", "playhooks sender failed (%s); it carries on", type(error).__name__, level=logging.ERROR)
@@ -281,6 +288,7 @@ class Lane:
                 with self._condition:
                     if idle:
                         self._idle_round = number
+                        self._rested_at = time.monotonic()
                         self.resting = not (self._kicked or self._finished)
                         self._rested.notify_all()
                     if not (self._kicked or self._finished or self._stopping):
@@ -300,6 +308,7 @@ class Lane:
         if self.blocked_until > now:
             return not self.busy, self.blocked_until - now
         with self._condition:
+            self._staff()  # a request may have got stuck since: others go on without it
             room = self._capacity - sum(map(len, self._requests)) if len(self._requests) < self._max_in_flight else 0
         if room > 0:
             claims = self._spool.claim_due(self.sink.name, now, room)
@@ -323,7 +332,14 @@ class Lane:
             self._work.notify(len(self._requests))
 
     def _in_flight_wanted(self) -> int:
-        return max(1, min(self._max_in_flight, round(self._wanted)))
+        now = time.monotonic()
+        # A request that has waited this long is not what the lane should wait for: others go on.
+        stuck = sum(1 for started in self._started.values() if now - started > _STUCK)
+        if now - self._rested_at < _KEEPING_UP:
+            wanted = 1  # it keeps up: more threads would only vie with the game for the interpreter lock
+        else:
+            wanted = round(self._wanted)
+        return max(1, min(self._max_in_flight, wanted + stuck))
 
     def _staff(self) -> None:
         """Start request threads for the requests waiting, up to the number worth having (the lock held)."""
@@ -395,11 +411,13 @@ class Lane:
                         return
                 request = self._requests.popleft()
                 self._sending += 1
+                self._started[threading.get_ident()] = time.monotonic()
             started, cpu_started = time.perf_counter(), time.thread_time()
             outcomes = self._send(request)
             waited = (time.perf_counter() - started) / max(time.thread_time() - cpu_started, 1e-5)
             with self._lock:
                 self._sending -= 1
+                del self._started[threading.get_ident()]
                 # While the interpreter is busy with requests, each waits as many times its own
                 # work as there are in flight: more would only queue for the interpreter lock.
                 self._wanted += (min(waited, self._max_in_flight) - self._wanted) / 8
