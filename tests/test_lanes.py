@@ -105,6 +105,22 @@ class TestOneServiceNeverDelaysTheOther:
         assert expected(free, 20) == delivered(emulator, free)
         assert [] == delivered(emulator, stuck)
 
+    def test_a_hung_request_does_not_hold_back_its_own_lane(self, make_tracker, emulator):
+        """A PlayFab request that hangs is left to its read timeout: the lane's other events go out
+        on other connections, though the lane was sending one at a time."""
+        emulator.hang_next(1, route="playfab", seconds=30)
+        tracker = make_tracker(read_timeout=30)
+        send_events(tracker, 1)
+        assert emulator.wait_until(lambda e: e.in_flight["playfab"] == 1, timeout=10)
+
+        send_events(tracker, 20, first=1)
+        remaining = tracker.flush(timeout=5)
+        still_hung = emulator.in_flight["playfab"]
+        tracker.close(timeout=0.5)
+
+        assert (1, 1) == (remaining, still_hung)
+        assert list(range(1, 21)) == sorted(event_numbers(emulator))
+
     @pytest.mark.parametrize("stuck", ["playcamp", "playfab"])
     def test_a_rate_limited_service_does_not_delay_the_other(self, make_tracker, emulator, stuck):
         """A 429 with Retry-After: 60 pauses that service's lane only; the other's records all go out."""
