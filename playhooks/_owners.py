@@ -15,7 +15,6 @@ say so: two containers sharing a spool volume both run as pid 1, and pids are re
 import os
 import threading
 import time
-import uuid
 import zlib
 from typing import Optional
 
@@ -61,7 +60,7 @@ if hasattr(os, "register_at_fork"):
 
 def new_owner() -> str:
     """An id for a tracker, unique across processes, namespaces and time."""
-    owner = f"{os.getpid()}.{NAMESPACE}.{uuid.uuid4().hex[:12]}"
+    owner = f"{os.getpid()}.{NAMESPACE}.{os.urandom(6).hex()}"
     with _live_lock:
         _live_owners.add(owner)
     return owner

@@ -14,10 +14,12 @@ Back-off is exponential with full jitter, capped, and bounded by attempts and by
 that cannot be delivered within them is given up on, counted, and kept in the dead-letter folder.
 """
 
-import random
-from typing import Any, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Mapping, Optional
 
 import attrs
+
+if TYPE_CHECKING:
+    import random  # the caller's generator: loading the module is the sender's business
 
 DELIVERED = "delivered"
 RETRY = "retry"
@@ -70,7 +72,7 @@ class RetryPolicy:
     max_attempts: int = attrs.field(default=25, validator=attrs.validators.ge(1))
     max_age: float = attrs.field(default=7 * 24 * 3600.0, validator=attrs.validators.gt(0))
 
-    def delay(self, attempts: int, outcome: Outcome, rng: random.Random) -> float:
+    def delay(self, attempts: int, outcome: Outcome, rng: "random.Random") -> float:
         """Seconds to wait after the ``attempts``-th failed attempt."""
         backoff = rng.uniform(0, min(self.max_delay, self.base_delay * 2 ** min(attempts - 1, 30)))
         if outcome.retry_after is not None:

@@ -1,6 +1,5 @@
 """A tracker's settings: one immutable value, checked when the tracker is made."""
 
-import hashlib
 import os
 import stat
 import sys
@@ -112,6 +111,9 @@ class Settings:
         program = os.path.splitext(os.path.basename(script))[0] or "python"
         # The path's hash too: every game's entry point may be called main.py, and two games must
         # never share a spool (the second would send the first's sessions with its own keys).
+        # hashlib loads here, not with playhooks: OpenSSL's start is a few milliseconds of the game's.
+        import hashlib
+
         digest = hashlib.sha256(os.path.abspath(script).encode("utf-8", "surrogateescape")).hexdigest()[:10]
         return os.path.join(_user_data_folder(), "playhooks", f"{program}-{digest}")
 

@@ -123,6 +123,7 @@ class TestImportCost:
 # sender or the emulator). Measured with tests/benchmarks/bench_import.py.
 LOADED_LATER = [
     "cattrs",  # only to read JSON into models: the emulator, tests
+    "hashlib",  # the default spool folder's name, when a delivery sink first needs it
     "playhooks._wire",  # the worker's, at its first round
     "playhooks.emulator",
     "tempfile",  # the fallback spool folder, when the first cannot be written

@@ -1,6 +1,7 @@
 """The session clock: active time, pauses, the idle timeout, wall-clock jumps, ending twice."""
 
 import threading
+import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -316,3 +317,12 @@ class TestSessionHandle:
 
         started = parse(sent(tracker, sink)[0]["startedAt"])
         assert timedelta(0) == started.utcoffset()
+
+    def test_id_is_a_random_uuid(self, tracker):
+        """A session's id, its PlayCamp sessionId, is a version 4 UUID written the standard way, new each time."""
+        ids = [tracker.on_session_start(f"p{number}").id for number in range(50)]
+
+        parsed = [uuid.UUID(text) for text in ids]
+        assert ids == [str(value) for value in parsed]
+        assert {(4, uuid.RFC_4122)} == {(value.version, value.variant) for value in parsed}
+        assert 50 == len(set(ids))
