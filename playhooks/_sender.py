@@ -4,7 +4,7 @@ Each delivery sink has a lane of its own, so one service's outage, hang or rate 
 delays the other's records. A lane is a thread that claims its sink's due records from the spool,
 cuts them into requests (one event each for PlayFab, which has no batch call; up to 100 sessions
 for PlayCamp's bulk endpoint) and hands them to request threads, which share the lane's
-kept-alive connections. A lane that keeps up (it had nothing to send within the last second)
+kept-alive connections. A lane that keeps up (it had nothing to send a moment ago)
 sends one request at a time: more threads would only vie with the game's thread for the
 interpreter lock. A lane that falls behind keeps as many requests in flight as pay: as many as
 the times a request waits beyond its own work (the network's latency, the service's time), so a
@@ -45,7 +45,7 @@ log = logging.getLogger("playhooks")
 
 _IDLE_WAIT = 1.0  # seconds between looks at the spool when nothing is due (another process may add)
 _SENDER_IDLE = 30.0  # seconds a request thread waits for work before it ends
-_KEEPING_UP = 1.0  # a lane that found nothing to send this recently sends one request at a time
+_KEEPING_UP = 0.25  # a lane that found nothing to send this recently sends one request at a time
 _STUCK = 1.0  # seconds after which a request in flight no longer holds the others back
 _YIELD_WAIT = 0.02  # seconds a request waits, at most, while the worker spools a burst
 
