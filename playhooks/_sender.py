@@ -208,7 +208,7 @@ class Lane:
         # One lock, three things to wait for: the lane's thread for work to settle or claim, the
         # request threads for requests, flushes for a rest. Each wakes only who it concerns.
         self._lock = threading.Lock()
-        self._condition = threading.Condition(self._lock)
+        self._wake_lane = threading.Condition(self._lock)
         self._work = threading.Condition(self._lock)
         self._rested = threading.Condition(self._lock)
         self._requests: Deque[_Request] = collections.deque()  # waiting for a request thread
@@ -235,19 +235,19 @@ class Lane:
 
     @property
     def busy(self) -> bool:
-        with self._condition:
+        with self._lock:
             return bool(self._requests or self._sending or self._in_hand)
 
     def kick(self) -> None:
-        with self._condition:
+        with self._lock:
             self._kicked = True
-            self._condition.notify_all()
+            self._wake_lane.notify()
 
     def wait_idle(self, timeout: float) -> bool:
         with self._lock:
             target = self._rounds_started + 1
             self._kicked = True
-            self._condition.notify()
+            self._wake_lane.notify()
             return self._rested.wait_for(lambda: self._idle_round >= target or not self.running, timeout)
 
     def next_due(self) -> Optional[float]:
@@ -257,7 +257,7 @@ class Lane:
     def stop(self) -> None:
         with self._lock:
             self._stopping = True
-            self._condition.notify()
+            self._wake_lane.notify()
             self._work.notify_all()
             self._rested.notify_all()
 
@@ -274,7 +274,7 @@ class Lane:
     def _run(self) -> None:
         try:
             while not self._stopping:
-                with self._condition:
+                with self._lock:
                     self._rounds_started += 1
                     number = self._rounds_started
                     self.resting = False
@@ -285,14 +285,14 @@ class Lane:
                     # The type only: a message could quote a request, and requests carry keys.
                     self._counters.say("sender", "playhooks sender failed (%s); it carries on", type(error).__name__, level=logging.ERROR)
                     idle, wait = True, _IDLE_WAIT
-                with self._condition:
+                with self._lock:
                     if idle:
                         self._idle_round = number
                         self._rested_at = time.monotonic()
                         self.resting = not (self._kicked or self._finished)
                         self._rested.notify_all()
                     if not (self._kicked or self._finished or self._stopping):
-                        self._condition.wait(wait)
+                        self._wake_lane.wait(wait)
                     self._kicked = False
         finally:
             self._wind_down()
@@ -307,7 +307,7 @@ class Lane:
         now = self._now()
         if self.blocked_until > now:
             return not self.busy, self.blocked_until - now
-        with self._condition:
+        with self._lock:
             self._staff()  # a request may have got stuck since: others go on without it
             room = self._capacity - sum(map(len, self._requests)) if len(self._requests) < self._max_in_flight else 0
         if room > 0:
@@ -321,7 +321,7 @@ class Lane:
 
     def _queue_requests(self, claims: List[Claim]) -> None:
         records: _Request = []
-        with self._condition:
+        with self._lock:
             for claim in claims:
                 claimed = _Claimed(claim)
                 self._in_hand[id(claim)] = claimed
@@ -348,7 +348,7 @@ class Lane:
             threading.Thread(target=self._send_requests, name=f"playhooks-sender-{self.sink.name}-request", daemon=True).start()
 
     def _settle_finished(self) -> None:
-        with self._condition:
+        with self._lock:
             finished, self._finished = self._finished, []
             for claimed in finished:
                 del self._in_hand[id(claimed.claim)]
@@ -390,7 +390,7 @@ class Lane:
 
     def _wind_down(self) -> None:
         """Stopping: what no request took goes back untouched; what is in flight ends, then all is settled."""
-        with self._condition:
+        with self._lock:
             waiting = list(self._requests)
             self._requests.clear()
             for request in waiting:
@@ -431,7 +431,7 @@ class Lane:
                     self._work.notify_all()  # the lane's thread waits for the last request to end
                 if len(self._finished) > finished or len(self._requests) < self._max_in_flight:
                     self._kicked = True  # a claim to settle, or room for more requests
-                    self._condition.notify()
+                    self._wake_lane.notify()
 
     def _send(self, request: _Request) -> List[Outcome]:
         """One request's records, sent: each delivery noted as soon as it is known, so a process
@@ -457,7 +457,7 @@ class Lane:
         return outcomes + [NOT_SENT] * (len(records) - len(outcomes))
 
     def _transport_or_new(self) -> Any:
-        with self._condition:
+        with self._lock:
             if self._transport is None:
                 self._transport = self._transport_factory()  # urllib3 loads here, off the game's thread
             return self._transport
