@@ -19,7 +19,6 @@ builds the payloads, the sender and the emulator read the answers; the validator
 """
 
 import collections.abc
-import json
 import math
 import re
 import threading
@@ -167,7 +166,6 @@ _MAX_JSON_INT = 2**63
 # UTF-8); a number, 24 ("-2.2250738585072014e-308"; an int below 2**63 has at most 20).
 _MOST_PER_CHAR = 6
 _MOST_PER_NUMBER = 24
-_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
 def copy_json(value: Any, field: "attrs.Attribute[Any]") -> Any:
@@ -189,7 +187,7 @@ def copy_json(value: Any, field: "attrs.Attribute[Any]") -> Any:
     except Exception as error:  # the caller's objects: a mapping whose items() raises, say
         raise PayloadError(field.name, f"must be readable JSON values ({type(error).__name__} reading it)", show_value=False) from None
     if most > MAX_JSON_OBJECT_BYTES:
-        size = len(_COMPACT.encode(copy).encode("utf-8"))
+        size = _encoded_size(copy)
         if size > MAX_JSON_OBJECT_BYTES:
             raise PayloadError(
                 field.name, f"must encode to at most {MAX_JSON_OBJECT_BYTES} bytes of JSON, not {size}", show_value=False
@@ -255,6 +253,13 @@ def _json_value(value: Any, field: str, depth: int) -> Tuple[Any, int]:
             most += inner + 1
         return copy, most
     raise PayloadError(field, "must hold only JSON values: str, int, float, bool, None, lists and mappings", value)
+
+
+def _encoded_size(value: Any) -> int:
+    """Bytes of compact UTF-8 JSON. Needed only past the bound, so json loads only then."""
+    import json
+
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
 
 
 json_copy = attrs.Converter(copy_json, takes_field=True)  # type: ignore[call-overload]

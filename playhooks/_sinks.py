@@ -5,7 +5,6 @@ ones: ``MemorySink`` for tests, ``JsonlSink`` for a file, and any callable.
 """
 
 import abc
-import json
 import os
 import threading
 from typing import Any, Callable, Dict, FrozenSet, List, Sequence, Union
@@ -83,6 +82,8 @@ class JsonlSink(Sink):
         self._lock = threading.Lock()
 
     def send(self, payloads: Sequence[Payload]) -> None:
+        import json  # on the worker's thread, not in the game's import
+
         lines = "".join(json.dumps(payload.data, ensure_ascii=False) + "\n" for payload in payloads)
         with self._lock:
             if self._file is None:
