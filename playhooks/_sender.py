@@ -4,11 +4,10 @@ Each delivery sink has a lane of its own, so one service's outage, hang or rate 
 delays the other's records. A lane is a thread that claims its sink's due records from the spool,
 cuts them into requests (one event each for PlayFab, which has no batch call; up to 100 sessions
 for PlayCamp's bulk endpoint) and hands them to request threads, which share the lane's
-kept-alive connections. A lane that keeps up (it had nothing to send a moment ago)
-sends one request at a time: more threads would only vie with the game's thread for the
-interpreter lock. A lane that falls behind keeps as many requests in flight as pay: as many as
-the times a request waits beyond its own work (the network's latency, the service's time), so a
-far service gets up to ``max_in_flight`` at once and a near one what the interpreter lets run. When every request of a
+kept-alive connections. A lane that keeps up (it had nothing to send a moment ago) sends one
+request at a time: more threads would only vie with the game's thread for the interpreter lock.
+A lane that falls behind keeps as many requests in flight as pay (see ``_Concurrency``), up to
+``max_in_flight``: all of them far from a service, one or two near it. When every request of a
 claim has its outcome, the lane settles it: delivered records are gone, retried ones go back to
 the queue at a later time, rejected ones are dead-lettered and counted.
 
@@ -46,6 +45,8 @@ log = logging.getLogger("playhooks")
 _IDLE_WAIT = 1.0  # seconds between looks at the spool when nothing is due (another process may add)
 _SENDER_IDLE = 30.0  # seconds a request thread waits for work before it ends
 _KEEPING_UP = 0.25  # a lane that found nothing to send this recently sends one request at a time
+_WINDOW = 0.25  # seconds over which a lane's rate of requests is judged
+_PAUSE_WINDOWS = 8  # after a trial that did not pay, windows before the next
 _STUCK = 1.0  # seconds after which a request in flight no longer holds the others back
 _YIELD_WAIT = 0.02  # seconds a request waits, at most, while the worker spools a burst
 
@@ -158,6 +159,47 @@ class Sender:
             self._on_exit()
 
 
+class _Concurrency:
+    """How many requests a lane that has fallen behind keeps in flight: twice as many are tried for
+    a moment, and kept only if the lane then delivers a tenth more a second; after a trial that did
+    not pay, one more. Far from a service (20 ms a request) more pays, up to the most allowed; near
+    it (loopback) a second barely does, as requests queue for the interpreter lock, not the network."""
+
+    def __init__(self, most: int) -> None:
+        self.most = most
+        self.level = 1
+        self._tried_from: Optional[int] = None  # the level a trial started from
+        self._doubling = True
+        self._rate = 0.0  # requests a second at the level kept
+        self._pause = 0  # windows to wait before trying one more again
+        self.reset(time.monotonic())
+
+    def reset(self, now: float) -> None:
+        """The lane kept up: start again from one."""
+        self.level, self._tried_from, self._pause, self._doubling = 1, None, 0, True
+        self._window_started, self._done = now, 0
+
+    def finished(self, now: float) -> None:
+        """A request ended: at the end of a window, judge the trial, or start one."""
+        self._done += 1
+        elapsed = now - self._window_started
+        if elapsed < _WINDOW or self._done < 2 * self.level:
+            return
+        rate = self._done / elapsed
+        self._window_started, self._done = now, 0
+        if self._tried_from is not None:
+            tried, self._tried_from = self._tried_from, None
+            if rate < self._rate * 1.1:  # it did not pay: back, and wait before trying one more
+                self.level, self._pause, self._doubling = tried, _PAUSE_WINDOWS, False
+                return
+        elif self._pause:
+            self._pause -= 1
+        self._rate = rate
+        if not self._pause and self.level < self.most:
+            self._tried_from = self.level
+            self.level = min(self.most, self.level * 2 if self._doubling else self.level + 1)
+
+
 class _Claimed:
     """A claim in a lane's hands: the outcomes of its records, as its requests finish."""
 
@@ -215,7 +257,7 @@ class Lane:
         self._in_hand: Dict[int, _Claimed] = {}  # id(claim) -> claim being sent
         self._finished: List[_Claimed] = []  # claims whose records all have an outcome: to settle
         self._sending = 0  # requests in flight
-        self._wanted = 1.0  # requests in flight worth having: how many times its own work a request waits
+        self._concurrency = _Concurrency(max_in_flight)
         self._rested_at = 0.0  # when a round last found nothing to send (monotonic)
         self._started: Dict[int, float] = {}  # request thread -> when its request started (monotonic)
         self._senders = 0  # request threads alive
@@ -289,6 +331,7 @@ class Lane:
                     if idle:
                         self._idle_round = number
                         self._rested_at = time.monotonic()
+                        self._concurrency.reset(self._rested_at)
                         self.resting = not (self._kicked or self._finished)
                         self._rested.notify_all()
                     if not (self._kicked or self._finished or self._stopping):
@@ -335,11 +378,9 @@ class Lane:
         now = time.monotonic()
         # A request that has waited this long is not what the lane should wait for: others go on.
         stuck = sum(1 for started in self._started.values() if now - started > _STUCK)
-        if now - self._rested_at < _KEEPING_UP:
-            wanted = 1  # it keeps up: more threads would only vie with the game for the interpreter lock
-        else:
-            wanted = round(self._wanted)
-        return max(1, min(self._max_in_flight, wanted + stuck))
+        # A lane that keeps up sends one at a time: more would only vie with the game for the lock.
+        wanted = 1 if now - self._rested_at < _KEEPING_UP else self._concurrency.level
+        return min(self._max_in_flight, wanted + stuck)
 
     def _staff(self) -> None:
         """Start request threads for the requests waiting, up to the number worth having (the lock held)."""
@@ -412,15 +453,11 @@ class Lane:
                 request = self._requests.popleft()
                 self._sending += 1
                 self._started[threading.get_ident()] = time.monotonic()
-            started, cpu_started = time.perf_counter(), time.thread_time()
             outcomes = self._send(request)
-            waited = (time.perf_counter() - started) / max(time.thread_time() - cpu_started, 1e-5)
             with self._lock:
                 self._sending -= 1
                 del self._started[threading.get_ident()]
-                # While the interpreter is busy with requests, each waits as many times its own
-                # work as there are in flight: more would only queue for the interpreter lock.
-                self._wanted += (min(waited, self._max_in_flight) - self._wanted) / 8
+                self._concurrency.finished(time.monotonic())
                 self._staff()
                 finished = len(self._finished)
                 self._note(request, outcomes)
@@ -429,8 +466,8 @@ class Lane:
                     self._hold_back(failed)
                 if self._stopping:
                     self._work.notify_all()  # the lane's thread waits for the last request to end
-                if len(self._finished) > finished or len(self._requests) < self._max_in_flight:
-                    self._kicked = True  # a claim to settle, or room for more requests
+                if len(self._finished) > finished or len(self._requests) < self._in_flight_wanted():
+                    self._kicked = True  # a claim to settle, or requests running low
                     self._wake_lane.notify()
 
     def _send(self, request: _Request) -> List[Outcome]:
