@@ -142,7 +142,7 @@ class TestOneServiceNeverDelaysTheOther:
 
 
 class TestRequestsInFlight:
-    @pytest.mark.parametrize("limit, count", [(1, 20), (3, 60), (8, 60)])
+    @pytest.mark.parametrize("limit, count", [(1, 20), (3, 60), (8, 150)])
     def test_playfab_requests_in_flight_reach_the_limit_and_never_pass_it(self, make_tracker, emulator, limit, count):
         """With each request held 50 ms, at most ``max_in_flight`` events are in flight at once, and that many are."""
         emulator.delay_next(count, seconds=0.05, route="playfab")
