@@ -9,15 +9,17 @@ import logging
 import threading
 import time
 from datetime import datetime, timezone
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ._errors import PayloadError, safe_repr
-from ._payloads import EVENT_ID_KEY, RECOVERED_KEY, event_model, session_model
+from ._owners import HEARTBEAT_SECONDS
 from ._services import DeliverySink
 from ._session import Segment, SessionOptions
 from ._sinks import EVENT, SESSION, Payload, Sink
-from ._spool import HEARTBEAT_SECONDS, Record, Spool
 from ._stats import INVALID_EVENT, INVALID_SESSION, NO_SINK, SESSION_TOO_SHORT, SINK_ERROR, Counters
+
+if TYPE_CHECKING:  # the spool loads with a tracker that has delivery sinks, not with playhooks
+    from ._spool import Record, Spool
 
 log = logging.getLogger("playhooks")
 
@@ -47,7 +49,7 @@ class Pipeline:
         self,
         sinks: Sequence[Sink],
         counters: Counters,
-        spool: Optional[Spool] = None,
+        spool: "Optional[Spool]" = None,
         checkpoints: Callable[[], List[Tuple[str, Dict[str, Any]]]] = list,
         checkpoint_interval: float = 5.0,
         on_spooled: Callable[[], None] = lambda: None,
@@ -63,9 +65,10 @@ class Pipeline:
         self._on_spooled = on_spooled
         self._now = now
         self._lock = threading.RLock()
-        self._unwritten: Dict[str, List[Record]] = {}  # per delivery sink, until the round's commit
+        self._unwritten: "Dict[str, List[Record]]" = {}  # per delivery sink, until the round's commit
         self._ending: List[str] = []  # sessions that ended this round
         self._wire: Any = None
+        self._payloads: Any = None
         self._next_checkpoint = 0.0
         self._next_heartbeat = 0.0
         self._next_limits_check = 0.0
@@ -79,9 +82,9 @@ class Pipeline:
         """
         with self._lock:
             if self._wire is None:
-                from . import _wire  # cattrs loads here, off the game's import
+                from . import _payloads, _wire  # the models load here, off the game's import
 
-                self._wire = _wire
+                self._wire, self._payloads = _wire, _payloads
             payloads = []
             for item in items:
                 try:
@@ -100,13 +103,13 @@ class Pipeline:
     def _payload(self, item: Any) -> Optional[Payload]:
         if item[0] == SEGMENT:
             segment = item[1]
-            session = session_model(segment)
+            session = self._payloads.session_model(segment)
             if session is None:
                 self._counters.drop(SESSION_TOO_SHORT, f"session {segment.session_id} had under 0.5 s of play")
                 return None
             return Payload(SESSION, session.session_id, self._wire.unstructure(session))
-        event = item[1] if item[0] == EVENT_MODEL else event_model(*item[1:])
-        return Payload(EVENT, event.body[EVENT_ID_KEY], self._wire.unstructure(event))
+        event = item[1] if item[0] == EVENT_MODEL else self._payloads.event_model(*item[1:])
+        return Payload(EVENT, event.body[self._payloads.EVENT_ID_KEY], self._wire.unstructure(event))
 
     def _hand_over(self, payloads: List[Payload]) -> None:
         """Give payloads to the in-process sinks now, and keep the delivery sinks' records for ``commit``."""
@@ -122,6 +125,15 @@ class Pipeline:
             except Exception as error:
                 failed.update(map(id, chosen))
                 self._counters.drop(SINK_ERROR, f"{safe_repr(sink)} raised {safe_repr(error, 200)}", len(chosen))
+        if self._delivery:
+            self._keep_for_commit(payloads, taken)
+        if len(payloads) > len(taken):
+            self._counters.drop(NO_SINK, "no sink takes them: give the Tracker a sink", len(payloads) - len(taken))
+        self._counters.add("delivered", len(taken) - len(failed))
+
+    def _keep_for_commit(self, payloads: List[Payload], taken: set) -> None:
+        from ._spool import Record
+
         now = self._now()
         for sink in self._delivery:
             chosen = [payload for payload in payloads if payload.kind in sink.kinds]
@@ -129,9 +141,6 @@ class Pipeline:
             self._unwritten.setdefault(sink.name, []).extend(
                 Record(payload.key, payload.kind, sink.prepare(payload.data), created=now) for payload in chosen
             )
-        if len(payloads) > len(taken):
-            self._counters.drop(NO_SINK, "no sink takes them: give the Tracker a sink", len(payloads) - len(taken))
-        self._counters.add("delivered", len(taken) - len(failed))
 
     def process_now(self, items: List[Any]) -> None:
         """``process`` and ``commit``, for a caller that wants its items on disk when it returns."""
@@ -200,6 +209,8 @@ class Pipeline:
 
     def _recover(self) -> None:
         """Send the sessions a dead process left open, as they stood at their last checkpoint."""
+        from ._payloads import RECOVERED_KEY
+
         returned = self._spool.reclaim()  # type: ignore[union-attr]
         if returned:
             log.info("took back %d spool file(s) a stopped tracker had claimed", returned)

@@ -28,10 +28,9 @@ Within a lane:
 
 import collections
 import logging
-import random
 import threading
 import time
-from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
 
 import attrs
 
@@ -39,6 +38,9 @@ from ._retry import DELIVERED, MAX_RETRY_AFTER, NOT_SENT, REJECTED, RETRY, Outco
 from ._services import DeliverySink
 from ._spool import HEARTBEAT_SECONDS, Claim, Record, Spool
 from ._stats import GAVE_UP, Counters
+
+if TYPE_CHECKING:
+    import random
 
 log = logging.getLogger("playhooks")
 
@@ -64,7 +66,7 @@ class Sender:
         max_in_flight: int = 8,
         yield_to: Callable[[], bool] = lambda: False,
         on_exit: Callable[[], None] = lambda: None,
-        rng: Optional[random.Random] = None,
+        rng: "Optional[random.Random]" = None,
         now: Callable[[], float] = time.time,
     ) -> None:
         self._spool = spool
@@ -74,9 +76,12 @@ class Sender:
         self._lock = threading.Lock()
         self._next_heartbeat = 0.0
         self._pending = 0
-        random_ = rng or random.Random()
+        if rng is None:
+            import random  # here, on the sender's thread: a few milliseconds the game's start need not pay
+
+            rng = random.Random()
         self._lanes = [
-            Lane(sink, spool, transport_factory, counters, policy, max_in_flight, random_, now, yield_to, self._after_round, self._lane_ended)
+            Lane(sink, spool, transport_factory, counters, policy, max_in_flight, rng, now, yield_to, self._after_round, self._lane_ended)
             for sink in sinks
         ]
         self._lanes_running = len(self._lanes)
@@ -225,7 +230,7 @@ class Lane:
         counters: Counters,
         policy: RetryPolicy,
         max_in_flight: int,
-        rng: random.Random,
+        rng: "random.Random",
         now: Callable[[], float],
         yield_to: Callable[[], bool],
         after_round: Callable[[bool], None],

@@ -10,11 +10,12 @@ import attrs
 from ._clock import SYSTEM_CLOCK, Clock
 from ._errors import ConfigurationError
 from ._retry import RetryPolicy
-from ._spool import DEFAULT_MAX_BYTES, DEFAULT_MAX_RECORDS
 
 DEFAULT_IDLE_TIMEOUT = 300.0
 DEFAULT_FLUSH_INTERVAL = 0.1
 DEFAULT_MAX_QUEUE = 10_000
+DEFAULT_MAX_SPOOL_RECORDS = 100_000
+DEFAULT_MAX_SPOOL_BYTES = 64 * 1024 * 1024
 DEFAULT_CHECKPOINT_INTERVAL = 5.0
 # Requests in flight per service. PlayFab takes events one request each: at 20 ms a request, 8
 # keep up with a busy game's 300 events/s, where one connection does 45/s. More buys little
@@ -100,8 +101,8 @@ class Settings:
     max_in_flight: int = attrs.field(default=DEFAULT_MAX_IN_FLIGHT, validator=_positive_int)
     connect_timeout: float = attrs.field(default=5.0, validator=_positive_number)
     read_timeout: float = attrs.field(default=10.0, validator=_positive_number)
-    max_spool_records: int = attrs.field(default=DEFAULT_MAX_RECORDS, validator=_positive_int)
-    max_spool_bytes: int = attrs.field(default=DEFAULT_MAX_BYTES, validator=_positive_int)
+    max_spool_records: int = attrs.field(default=DEFAULT_MAX_SPOOL_RECORDS, validator=_positive_int)
+    max_spool_bytes: int = attrs.field(default=DEFAULT_MAX_SPOOL_BYTES, validator=_positive_int)
 
     def spool_folder(self) -> str:
         """The spool folder: the one given, or one per program in the user's data folder."""

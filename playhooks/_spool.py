@@ -45,20 +45,18 @@ import os
 import re
 import threading
 import time
-import uuid
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
 import attrs
 
 from ._owners import HEARTBEAT_SECONDS, STALE_OWNER_SECONDS, beat, heartbeat_age, owner_is_alive
+from ._settings import DEFAULT_MAX_SPOOL_BYTES, DEFAULT_MAX_SPOOL_RECORDS
 from ._stats import SPOOL_FULL
 
 __all__ = ["HEARTBEAT_SECONDS", "STALE_OWNER_SECONDS", "Claim", "Record", "Spool"]
 
 log = logging.getLogger("playhooks")
 
-DEFAULT_MAX_RECORDS = 100_000
-DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 _CLOCK_SET_BACK = 2 * 3600.0  # no retry waits this long, so a record due later than this is due now
 _SEPARATOR = "~"
 _RESERVED = frozenset({"dead", "quarantine", "sessions", "owners", "tmp"})
@@ -169,8 +167,8 @@ class Spool:
         directory: str,
         owner: str,
         drop: Callable[[str, str, int], None],
-        max_records: int = DEFAULT_MAX_RECORDS,
-        max_bytes: int = DEFAULT_MAX_BYTES,
+        max_records: int = DEFAULT_MAX_SPOOL_RECORDS,
+        max_bytes: int = DEFAULT_MAX_SPOOL_BYTES,
         expendable: Sequence[str] = (),
         now: Callable[[], float] = time.time,
     ) -> None:
@@ -555,7 +553,7 @@ class Spool:
                 self._unremoved.add(path)
 
     def _bury(self, destination: str, dead: Sequence[Record]) -> None:
-        name = f"{destination}{_SEPARATOR}{_millis(time.time()):013d}-{len(dead)}-{uuid.uuid4().hex[:12]}.jsonl"
+        name = f"{destination}{_SEPARATOR}{_millis(time.time()):013d}-{len(dead)}-{os.urandom(6).hex()}.jsonl"
         data = _encode(dead)
         try:
             self._write(os.path.join(self.directory, "dead"), name, data)
@@ -871,7 +869,7 @@ def _order(candidate: Tuple[Any, ...]) -> Tuple[Any, ...]:
 
 def _queue_name(due: float, records: Sequence[Record]) -> str:
     created = min(record.created for record in records)
-    return f"{_millis(due):013d}-{len(records)}-{_millis(created):013d}-{uuid.uuid4().hex[:12]}.jsonl"
+    return f"{_millis(due):013d}-{len(records)}-{_millis(created):013d}-{os.urandom(6).hex()}.jsonl"
 
 
 def _encode(records: Sequence[Record]) -> bytes:

@@ -177,6 +177,7 @@ class Emulator:
             OSError: the address cannot be listened on, or the record file cannot be appended to.
         """
         self._stopped.clear()
+        _wire.prepare()  # the converters, now: not in the first request's time
         if self._record_path is not None:
             self._record_file = open(self._record_path, "a", encoding="utf-8")
         try:
