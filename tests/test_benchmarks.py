@@ -24,6 +24,15 @@ def test_hook_benchmark_runs():
     assert "import playhooks" in result.stdout
 
 
+def test_import_benchmark_runs():
+    """A quick run prints import playhooks beside import attrs, and with a tracker made."""
+    result = run_quick("bench_import.py")
+
+    assert 0 == result.returncode, result.stderr
+    assert "import attrs" in result.stdout
+    assert "import + Tracker(PlayFab)" in result.stdout
+
+
 def test_emulator_benchmark_runs():
     """A quick run prints the request latency of each route and of the stock server."""
     result = run_quick("bench_emulator.py")
