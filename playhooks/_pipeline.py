@@ -5,7 +5,6 @@ sessions a crashed process left open, the heartbeat and the bounds.
 """
 
 import collections
-import logging
 import threading
 import time
 from datetime import datetime, timezone
@@ -16,12 +15,11 @@ from ._owners import HEARTBEAT_SECONDS
 from ._services import DeliverySink
 from ._session import Segment, SessionOptions
 from ._sinks import EVENT, SESSION, Payload, Sink
-from ._stats import INVALID_EVENT, INVALID_SESSION, NO_SINK, SESSION_TOO_SHORT, SINK_ERROR, Counters
+from ._stats import INVALID_EVENT, INVALID_SESSION, NO_SINK, SESSION_TOO_SHORT, SINK_ERROR, Counters, logger
 
 if TYPE_CHECKING:  # the spool loads with a tracker that has delivery sinks, not with playhooks
     from ._spool import Record, Spool
 
-log = logging.getLogger("playhooks")
 
 # Queue items are tuples tagged by their first element, cheap to build on the game's thread.
 RAW_EVENT = "raw_event"  # (RAW_EVENT, event_name, character_id, playfab_id, body, timestamp, custom_tags, session, called_at)
@@ -173,7 +171,7 @@ class Pipeline:
             try:
                 sink.close()
             except Exception:
-                log.exception("closing %s failed", safe_repr(sink))
+                logger().exception("closing %s failed", safe_repr(sink))
 
     # -- spool upkeep, on the worker's rounds ----------------------------------------------------
 
@@ -213,7 +211,7 @@ class Pipeline:
 
         returned = self._spool.reclaim()  # type: ignore[union-attr]
         if returned:
-            log.info("took back %d spool file(s) a stopped tracker had claimed", returned)
+            logger().info("took back %d spool file(s) a stopped tracker had claimed", returned)
         for state in self._spool.orphaned_checkpoints():  # type: ignore[union-attr]
             try:
                 options = dict(state["options"])
@@ -228,7 +226,7 @@ class Pipeline:
             except Exception as error:  # a checkpoint is a file anyone may have written
                 self._counters.drop(INVALID_SESSION, f"unusable checkpoint ({type(error).__name__})")
                 continue
-            log.info("recovering session %s, left open by a stopped process", segment.session_id)
+            logger().info("recovering session %s, left open by a stopped process", segment.session_id)
             self._counters.add("recovered")
             # Spooled here, before the generator removes the checkpoint it took.
             self.process([(SEGMENT, segment)])

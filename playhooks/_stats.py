@@ -1,11 +1,21 @@
 """Counters behind ``Tracker.stats()``: every accepted, delivered and dropped payload, by reason."""
 
-import logging
 import threading
 from collections import Counter
-from typing import Any, Dict
+from typing import TYPE_CHECKING, Any, Dict
 
-log = logging.getLogger("playhooks")
+if TYPE_CHECKING:
+    import logging
+
+DEBUG, WARNING, ERROR = 10, 30, 40  # logging's levels, without loading logging to name them
+
+
+def logger() -> "logging.Logger":
+    """playhooks' logger. ``logging`` loads when something is first said, not with playhooks: it is
+    a few milliseconds of a game's start."""
+    import logging
+
+    return logging.getLogger("playhooks")
 
 # Why a payload was dropped. Each is counted; the first of each kind is logged as a warning.
 INVALID_EVENT = "invalid_event"
@@ -38,7 +48,7 @@ class Counters:
             self._dropped[reason] += amount
         self.say(reason, "dropped %d payload(s), %s: %s", amount, reason, detail)
 
-    def say(self, kind: str, message: str, *args: Any, level: int = logging.WARNING, exc_info: bool = False) -> None:
+    def say(self, kind: str, message: str, *args: Any, level: int = WARNING, exc_info: bool = False) -> None:
         """Log a problem: the first of each ``kind`` at ``level``, the rest at debug.
 
         A bad event sent every frame, or a disk that stays full, must not flood the game's log.
@@ -46,7 +56,7 @@ class Counters:
         with self._lock:
             first = kind not in self._said
             self._said.add(kind)
-        log.log(level if first else logging.DEBUG, message, *args, exc_info=exc_info)
+        logger().log(level if first else DEBUG, message, *args, exc_info=exc_info)
 
     def snapshot(self) -> Dict[str, Any]:
         with self._lock:

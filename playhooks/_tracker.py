@@ -5,7 +5,6 @@ a queue. No I/O, no JSON, no validation of the payload (unless ``strict``): the 
 """
 
 import atexit
-import logging
 import os
 import threading
 import time
@@ -27,7 +26,6 @@ if TYPE_CHECKING:  # the spool and the sender load when a tracker has delivery s
     from ._sender import Sender
     from ._spool import Spool
 
-log = logging.getLogger("playhooks")
 
 SinkLike = Union[Sink, Callable[..., Any]]
 EXIT_TIMEOUT = 2.0  # the most interpreter exit waits for all trackers together

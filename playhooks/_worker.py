@@ -7,15 +7,13 @@ however many), and the pipeline keeps the spool.
 """
 
 import collections
-import logging
 import threading
 import time
 from typing import Any, Deque, List
 
 from ._pipeline import Pipeline
-from ._stats import Counters
+from ._stats import ERROR, Counters
 
-log = logging.getLogger("playhooks")
 
 _BATCH = 16  # about 0.25 ms of work: the longest the game waits for the GIL between batches
 # The most a round processes before it writes and keeps the spool: a game thread that holds the
@@ -86,7 +84,7 @@ class Worker:
                 cut_short = self._round()
             except Exception as error:  # never let the worker die: the game keeps calling hooks
                 self._counters.say(
-                    "worker", "playhooks worker failed (%s); it carries on", type(error).__name__, level=logging.ERROR, exc_info=True
+                    "worker", "playhooks worker failed (%s); it carries on", type(error).__name__, level=ERROR, exc_info=True
                 )
             if self._stopping and not self._queue:
                 break
