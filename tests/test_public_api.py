@@ -124,9 +124,16 @@ class TestImportCost:
 LOADED_LATER = [
     "cattrs",  # only to read JSON into models: the emulator, tests
     "hashlib",  # the default spool folder's name, when a delivery sink first needs it
+    "logging",  # when something is first said
+    "playhooks._payloads",  # the worker's, at its first round
+    "playhooks._sender",  # a tracker with a delivery sink
+    "playhooks._spool",
     "playhooks._wire",  # the worker's, at its first round
     "playhooks.emulator",
+    "random",
     "tempfile",  # the fallback spool folder, when the first cannot be written
+    "urllib3",  # the sender's, at its first request
+    "uuid",
 ]
 MODELS_MADE_LATER = ["CharacterEvent", "PlaytimeSession", "PlayFabError", "BulkPlaytimeResult"]
 
