@@ -17,7 +17,6 @@ then closed without waiting for the rest to be delivered.
 """
 
 import argparse
-import statistics
 import sys
 import time
 
