@@ -747,7 +747,8 @@ class Spool:
         """Drop the oldest waiting files while over a bound: dead letters first, then from the
         ``expendable`` destinations. Files being sent count towards the bounds but are not dropped.
         """
-        if self.records <= self.max_records and self.bytes <= self.max_bytes:
+        records, size = self.records, self.bytes
+        if records <= self.max_records and size <= self.max_bytes:
             return
         expendable = self.expendable if expendable is None else expendable
         with self._lock:
@@ -757,18 +758,21 @@ class Spool:
             ]
             for destination, queue in self._queues.items():
                 rank = 0 if destination in expendable else 1
-                for name, (_, count, created, size) in queue.files.items():
-                    candidates.append((rank, created, name, count, size, functools.partial(self._remove_queued, destination, name)))
+                for name, (_, count, created, bytes_) in queue.files.items():
+                    candidates.append((rank, created, name, count, bytes_, functools.partial(self._remove_queued, destination, name)))
             for destination, entries in self._held.items():
                 rank = 0 if destination in expendable else 1
                 for entry in entries:
                     forget = functools.partial(self._unhold, destination, entry)
                     candidates.append((rank, _parse_name(entry.name)[2], entry.name, len(entry.records), len(entry.data), forget))
         candidates.sort(key=_order)
-        for _, _, name, count, _, forget in candidates:
-            if self.records <= self.max_records and self.bytes <= self.max_bytes:
+        for _, _, name, count, bytes_, forget in candidates:
+            if records <= self.max_records and size <= self.max_bytes:
                 break
-            if forget() and count:
+            if not forget():
+                continue  # claimed or dropped meanwhile
+            records, size = records - count, size - bytes_
+            if count:
                 self._drop(SPOOL_FULL, f"the spool is over its bounds: dropped {os.path.basename(name)}", count)
 
     def _remove_queued(self, destination: str, name: str) -> bool:
