@@ -27,7 +27,6 @@ Within a lane:
 """
 
 import collections
-import logging
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
@@ -37,12 +36,10 @@ import attrs
 from ._retry import DELIVERED, MAX_RETRY_AFTER, NOT_SENT, REJECTED, RETRY, Outcome, RetryPolicy
 from ._services import DeliverySink
 from ._spool import HEARTBEAT_SECONDS, Claim, Record, Spool
-from ._stats import GAVE_UP, Counters
+from ._stats import ERROR, GAVE_UP, Counters
 
 if TYPE_CHECKING:
     import random
-
-log = logging.getLogger("playhooks")
 
 _IDLE_WAIT = 1.0  # seconds between looks at the spool when nothing is due (another process may add)
 _SENDER_IDLE = 30.0  # seconds a request thread waits for work before it ends
@@ -330,7 +327,7 @@ class Lane:
                     self._after_round(idle)
                 except Exception as error:  # never let the lane die: say so, and look again shortly
                     # The type only: a message could quote a request, and requests carry keys.
-                    self._counters.say("sender", "playhooks sender failed (%s); it carries on", type(error).__name__, level=logging.ERROR)
+                    self._counters.say("sender", "playhooks sender failed (%s); it carries on", type(error).__name__, level=ERROR)
                     idle, wait = True, _IDLE_WAIT
                 with self._lock:
                     if idle:
@@ -491,7 +488,7 @@ class Lane:
         except Exception as error:  # a sink's bug must not strand its records in claimed/
             self._counters.say(
                 f"deliver:{self.sink.name}", "%s failed to deliver (%s): its records go back to the queue",
-                self.sink.name, type(error).__name__, level=logging.ERROR,
+                self.sink.name, type(error).__name__, level=ERROR,
             )
         finally:
             if hasattr(answers, "close"):

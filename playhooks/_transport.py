@@ -11,7 +11,6 @@ trip behind a delayed ACK.
 """
 
 import json
-import logging
 import ssl
 import urllib.parse
 from typing import Any, Dict, List, Optional, Tuple
@@ -21,8 +20,6 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from ._retry import RETRY, Outcome, classify
-
-log = logging.getLogger("playhooks")
 
 DEFAULT_CONNECT_TIMEOUT = 5.0
 DEFAULT_READ_TIMEOUT = 10.0
