@@ -19,6 +19,7 @@ _PLAYFAB = {
     "secret_key": "PLAYHOOKS_PLAYFAB_SECRET_KEY",
     "base_url": "PLAYHOOKS_PLAYFAB_URL",
 }
+_RELAY = {"base_url": "PLAYHOOKS_RELAY_URL", "ingest_key": "PLAYHOOKS_INGEST_KEY"}
 
 
 def from_environment(environ: Mapping[str, str], sinks: List[Any], settings: Dict[str, Any]) -> Tuple[List[Any], Dict[str, Any]]:
@@ -32,6 +33,9 @@ def from_environment(environ: Mapping[str, str], sinks: List[Any], settings: Dic
             secret key (or the reverse), or a service's URL without its key.
     """
     variables = {name: value for name, value in environ.items() if name.startswith("PLAYHOOKS_") and value}
+    relay = [name for name in _RELAY.values() if name in variables]
+    if relay:
+        return _relay_mode(variables, relay, sinks, settings)
     playcamp, playfab = _PLAYCAMP["api_key"] in variables, _PLAYFAB["title_id"] in variables
     if playfab != (_PLAYFAB["secret_key"] in variables):
         raise ConfigurationError("PLAYHOOKS_PLAYFAB_TITLE_ID and PLAYHOOKS_PLAYFAB_SECRET_KEY go together: set both")
@@ -48,14 +52,36 @@ def from_environment(environ: Mapping[str, str], sinks: List[Any], settings: Dic
         chosen.append(_sink(PlayFab, _PLAYFAB, variables))
     if not chosen:
         log.warning(
-            "Tracker.from_env: no sink, so every payload is dropped (no_sink): set PLAYHOOKS_PLAYCAMP_API_KEY"
-            " to send sessions to PlayCamp, PLAYHOOKS_PLAYFAB_TITLE_ID and PLAYHOOKS_PLAYFAB_SECRET_KEY to send"
-            " events to PlayFab"
+            "Tracker.from_env: no sink, so every payload is dropped (no_sink): set PLAYHOOKS_RELAY_URL and"
+            " PLAYHOOKS_INGEST_KEY to send both through the studio's relay, or (not in a game given to players)"
+            " PLAYHOOKS_PLAYCAMP_API_KEY to send sessions to PlayCamp, PLAYHOOKS_PLAYFAB_TITLE_ID and"
+            " PLAYHOOKS_PLAYFAB_SECRET_KEY to send events to PlayFab"
         )
+    return chosen, _with_spool(variables, settings)
+
+
+def _relay_mode(variables: Mapping[str, str], given: List[str], sinks: List[Any], settings: Dict[str, Any]) -> Tuple[List[Any], Dict[str, Any]]:
+    """Both services through the relay; a server secret set beside it is a mistake, said aloud."""
+    if len(given) == 1:
+        raise ConfigurationError("PLAYHOOKS_RELAY_URL and PLAYHOOKS_INGEST_KEY go together: set both")
+    direct = [name for name in (*_PLAYCAMP.values(), *_PLAYFAB.values()) if name in variables]
+    if direct:
+        raise ConfigurationError(
+            f"PLAYHOOKS_RELAY_URL is set with {', '.join(direct)}: in relay mode the relay holds the services'"
+            " keys and the game none; unset them"
+        )
+    relay_arguments = {"base_url": _RELAY["base_url"], "ingest_key": _RELAY["ingest_key"]}
+    chosen = list(sinks)
+    chosen.append(_sink(PlayCamp, relay_arguments, variables))
+    chosen.append(_sink(PlayFab, relay_arguments, variables))
+    return chosen, _with_spool(variables, settings)
+
+
+def _with_spool(variables: Mapping[str, str], settings: Dict[str, Any]) -> Dict[str, Any]:
     settings = dict(settings)
     if "PLAYHOOKS_SPOOL_DIR" in variables:
         settings.setdefault("spool_dir", variables["PLAYHOOKS_SPOOL_DIR"])
-    return chosen, settings
+    return settings
 
 
 def _sink(make: Any, arguments: Mapping[str, str], variables: Mapping[str, str]) -> Any:

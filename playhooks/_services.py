@@ -58,17 +58,21 @@ class DeliverySink(Sink):
 
 
 class PlayCamp(DeliverySink):
-    """Playtime sessions to PlayCamp's ``Record Playtime Session`` API.
+    """Playtime sessions to PlayCamp's ``Record Playtime Session`` API, or to a relay.
 
     Args:
         api_key: a Server API key, ``"keyId:secret"``. A server secret: never ship it in a game
-            build given to players (use a relay there).
-        base_url: the API's root; the emulator's or a relay's URL in development.
+            build given to players; give those ``ingest_key`` and a relay's ``base_url`` instead.
+        base_url: the API's root; the emulator's in development, the studio's relay with an
+            ``ingest_key``.
+        ingest_key: instead of ``api_key``, a relay's write-only key for this game (see
+            ``playhooks relay``); sent as ``Authorization: Bearer``, like the server key.
         campaign_id, creator_key, platform: defaults for sessions that do not set their own.
         is_test: mark every session as a test (PlayCamp records nothing for it).
 
     Raises:
-        ConfigurationError: the key is not ``keyId:secret``, or a default breaks PlayCamp's rules.
+        ConfigurationError: not exactly one of the two keys, a key that is malformed, an ingest
+            key without a relay's URL, or a default that breaks PlayCamp's rules.
     """
 
     kinds = frozenset({SESSION})
@@ -77,25 +81,35 @@ class PlayCamp(DeliverySink):
 
     def __init__(
         self,
-        api_key: str,
+        api_key: Optional[str] = None,
         base_url: str = PLAYCAMP_URL,
         *,
+        ingest_key: Optional[str] = None,
         campaign_id: Optional[str] = None,
         creator_key: Optional[str] = None,
         platform: Optional[str] = None,
         is_test: bool = False,
         name: str = "playcamp",
     ) -> None:
-        key_id, _, secret = api_key.partition(":") if _header_safe(api_key) else ("", "", "")
-        if not key_id or not secret:
-            raise ConfigurationError(
-                "api_key: must be a PlayCamp server key, 'keyId:secret', both parts non-empty, no spaces"
-            )
         self.base_url = _checked_url("base_url", base_url)
-        self.key_id = key_id
         self.name = name
-        self._headers = {"Authorization": f"Bearer {api_key}"}
-        self._secrets = _quoted_forms(api_key, secret)
+        self.key_id: Optional[str] = None
+        self.relay = ingest_key is not None
+        if self.relay:
+            _check_ingest_key(api_key, ingest_key, self.base_url, PLAYCAMP_URL)
+            key = ingest_key
+            self._secrets = _quoted_forms(key)
+        else:
+            key_id, _, secret = api_key.partition(":") if _header_safe(api_key) else ("", "", "")  # type: ignore[union-attr]
+            if not key_id or not secret:
+                raise ConfigurationError(
+                    "api_key: must be a PlayCamp server key, 'keyId:secret', both parts non-empty, no spaces"
+                    " (or, in a game given to players, an ingest_key and a relay's base_url)"
+                )
+            self.key_id = key_id
+            key = api_key
+            self._secrets = _quoted_forms(key, secret)
+        self._headers = {"Authorization": f"Bearer {key}"}
         self._defaults = _session_defaults(campaign_id, creator_key, platform)
         if type(is_test) is not bool:
             raise ConfigurationError(f"is_test: must be True or False (got {is_test!r})")
@@ -137,35 +151,59 @@ class PlayCamp(DeliverySink):
             yield self.scrub(_bulk_outcome(results.get(session["sessionId"])))
 
     def __repr__(self) -> str:
+        if self.relay:
+            return f"PlayCamp(base_url={self.base_url!r}, relay=True)"
         return f"PlayCamp(base_url={self.base_url!r}, key_id={self.key_id!r})"
 
 
 class PlayFab(DeliverySink):
-    """Character events to PlayFab's server ``WriteCharacterEvent`` API.
+    """Character events to PlayFab's server ``WriteCharacterEvent`` API, or to a relay.
 
     Args:
-        title_id: the PlayFab title id.
+        title_id: the PlayFab title id (with ``ingest_key``, the relay knows it: leave it out).
         secret_key: the title's secret key. A server secret: never ship it in a game build given
-            to players (use a relay there).
-        base_url: the API's root; defaults to ``https://{title_id}.playfabapi.com``.
+            to players; give those ``ingest_key`` and a relay's ``base_url`` instead.
+        base_url: the API's root; defaults to ``https://{title_id}.playfabapi.com``; the
+            studio's relay with an ``ingest_key``.
+        ingest_key: instead of ``secret_key``, a relay's write-only key for this game (see
+            ``playhooks relay``), sent as ``Authorization: Bearer``.
 
     Raises:
-        ConfigurationError: an empty title id or key, or a base URL that is not HTTPS.
+        ConfigurationError: an empty title id or key, not exactly one of the two keys, an ingest
+            key without a relay's URL, or a base URL that is not HTTPS.
     """
 
     kinds = frozenset({EVENT})
     max_batch = 50  # claimed together, sent one request each (PlayFab has no batch call)
 
-    def __init__(self, title_id: str, secret_key: str, base_url: Optional[str] = None, *, name: str = "playfab") -> None:
-        if not isinstance(title_id, str) or not title_id.isalnum():
+    def __init__(
+        self,
+        title_id: Optional[str] = None,
+        secret_key: Optional[str] = None,
+        base_url: Optional[str] = None,
+        *,
+        ingest_key: Optional[str] = None,
+        name: str = "playfab",
+    ) -> None:
+        self.relay = ingest_key is not None
+        if not (isinstance(title_id, str) and title_id.isalnum()) and not (self.relay and title_id is None):
             raise ConfigurationError("title_id: must be the title's id, letters and digits")
-        if not _header_safe(secret_key):
-            raise ConfigurationError("secret_key: must be the title's secret key, a non-empty string, no spaces")
         self.title_id = title_id
-        self.base_url = _checked_url("base_url", base_url or f"https://{title_id.lower()}.playfabapi.com")
         self.name = name
-        self._headers = {"X-SecretKey": secret_key}
-        self._secrets = _quoted_forms(secret_key)
+        if self.relay:
+            _check_ingest_key(secret_key, ingest_key, base_url, None)
+            self.base_url = _checked_url("base_url", base_url)
+            self._headers = {"Authorization": f"Bearer {ingest_key}"}
+            self._secrets = _quoted_forms(ingest_key)  # type: ignore[arg-type]
+            return
+        if not _header_safe(secret_key):
+            raise ConfigurationError(
+                "secret_key: must be the title's secret key, a non-empty string, no spaces"
+                " (or, in a game given to players, an ingest_key and a relay's base_url)"
+            )
+        self.base_url = _checked_url("base_url", base_url or f"https://{title_id.lower()}.playfabapi.com")  # type: ignore[union-attr]
+        self._headers = {"X-SecretKey": secret_key}  # type: ignore[dict-item]
+        self._secrets = _quoted_forms(secret_key)  # type: ignore[arg-type]
 
     def deliver(self, batch: List[Dict[str, Any]], transport: Any, stopping: Callable[[], bool] = lambda: False) -> Iterator[Outcome]:
         from . import _wire
@@ -183,7 +221,24 @@ class PlayFab(DeliverySink):
                 return
 
     def __repr__(self) -> str:
+        if self.relay:
+            return f"PlayFab(base_url={self.base_url!r}, relay=True)"
         return f"PlayFab(title_id={self.title_id!r}, base_url={self.base_url!r})"
+
+
+def relay_sinks(relay_url: str, ingest_key: str) -> List[DeliverySink]:
+    """Both services' sinks, sending to the studio's relay with the game's ingest key."""
+    return [PlayCamp(base_url=relay_url, ingest_key=ingest_key), PlayFab(base_url=relay_url, ingest_key=ingest_key)]
+
+
+def _check_ingest_key(server_key: Optional[str], ingest_key: Any, base_url: Optional[str], default_url: Optional[str]) -> None:
+    """An ingest key goes alone, to a relay: a server key beside it would be a secret shipped for nothing."""
+    if server_key is not None:
+        raise ConfigurationError("ingest_key: give it instead of the server key, not with it (the relay holds that)")
+    if not _header_safe(ingest_key):
+        raise ConfigurationError("ingest_key: must be the game's ingest key from the relay's config, a non-empty string, no spaces")
+    if base_url is None or base_url == default_url:
+        raise ConfigurationError("base_url: an ingest_key is for the studio's relay: give the relay's URL")
 
 
 def _quoted_forms(*secrets: str) -> Tuple[str, ...]:

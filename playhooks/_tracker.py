@@ -60,6 +60,9 @@ class Tracker:
 
     Args:
         sinks: where payloads go: ``Sink`` instances, or callables taking a ``Payload``.
+        relay_url, ingest_key: relay mode, for a game given to players: sessions and events go to
+            the studio's relay (``playhooks relay``) with the game's write-only ingest key, and
+            no server secret exists in the game. Both or neither.
         strict: raise ``PayloadError`` on bad input instead of logging and counting it.
         idle_timeout, flush_interval, max_queue, clock: see ``playhooks.Settings``.
 
@@ -70,11 +73,24 @@ class Tracker:
     (a single-player game), hooks called with ``session=None`` apply to it.
     """
 
-    def __init__(self, sinks: Iterable[SinkLike] = (), **settings: Any) -> None:
+    def __init__(
+        self,
+        sinks: Iterable[SinkLike] = (),
+        *,
+        relay_url: Optional[str] = None,
+        ingest_key: Optional[str] = None,
+        **settings: Any,
+    ) -> None:
         try:
             self.settings = Settings(**settings)
         except TypeError as error:  # an unknown keyword
             raise ConfigurationError(str(error)) from None
+        if (relay_url is None) != (ingest_key is None):
+            raise ConfigurationError("relay_url and ingest_key go together: give both for relay mode, or neither")
+        if relay_url is not None:
+            from ._services import relay_sinks
+
+            sinks = [*sinks, *relay_sinks(relay_url, ingest_key)]  # type: ignore[arg-type]
         self.sinks: List[Sink] = []
         for sink in sinks:
             if isinstance(sink, Sink):
@@ -151,14 +167,18 @@ class Tracker:
     def from_env(cls, sinks: Iterable[SinkLike] = (), environ: Optional[Mapping[str, str]] = None, **settings: Any) -> "Tracker":
         """A tracker configured from ``PLAYHOOKS_*`` environment variables, plus ``sinks``.
 
-        ``PLAYHOOKS_PLAYCAMP_API_KEY`` (and ``PLAYHOOKS_PLAYCAMP_URL``) enables the PlayCamp sink;
-        ``PLAYHOOKS_PLAYFAB_TITLE_ID`` with ``PLAYHOOKS_PLAYFAB_SECRET_KEY`` (and
-        ``PLAYHOOKS_PLAYFAB_URL``) the PlayFab sink; ``PLAYHOOKS_SPOOL_DIR`` sets the spool. With
-        no sink at all, a warning names the variables to set.
+        ``PLAYHOOKS_RELAY_URL`` with ``PLAYHOOKS_INGEST_KEY`` is relay mode, for a game given to
+        players: both services' payloads go to the studio's relay. Otherwise (direct mode, for
+        servers, tools and development) ``PLAYHOOKS_PLAYCAMP_API_KEY`` (and
+        ``PLAYHOOKS_PLAYCAMP_URL``) enables the PlayCamp sink; ``PLAYHOOKS_PLAYFAB_TITLE_ID`` with
+        ``PLAYHOOKS_PLAYFAB_SECRET_KEY`` (and ``PLAYHOOKS_PLAYFAB_URL``) the PlayFab sink.
+        ``PLAYHOOKS_SPOOL_DIR`` sets the spool. With no sink at all, a warning names the variables
+        to set.
 
         Raises:
             ConfigurationError: naming the variable: a malformed value, PlayFab's title id without
-                its secret key (or the reverse), or a service's URL without its key.
+                its secret key (or the reverse), a service's URL without its key, the relay's URL
+                without the ingest key (or the reverse), or a relay beside a server secret.
         """
         from ._environment import from_environment
 
