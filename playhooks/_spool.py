@@ -53,7 +53,7 @@ from ._owners import HEARTBEAT_SECONDS, STALE_OWNER_SECONDS, beat, heartbeat_age
 from ._settings import DEFAULT_MAX_SPOOL_BYTES, DEFAULT_MAX_SPOOL_RECORDS
 from ._stats import SPOOL_FULL
 
-__all__ = ["HEARTBEAT_SECONDS", "STALE_OWNER_SECONDS", "Claim", "Record", "Spool"]
+__all__ = ["HEARTBEAT_SECONDS", "STALE_OWNER_SECONDS", "Claim", "Record", "Spool", "SpoolFull"]
 
 log = logging.getLogger("playhooks")
 
@@ -65,6 +65,10 @@ _MIN_RECORD_BYTES = 16  # '{"id":"","data":{}}' and a newline: no record is shor
 _MAX_ATTEMPTS = 10**6
 _DISK_RETRY_SECONDS = 1.0  # how often a failed disk is tried again
 _GIL_SLICE = 64  # records encoded or read between two pauses for the game's thread (about half a millisecond)
+
+
+class SpoolFull(OSError):
+    """``Spool.store`` refused records: they would take the spool past a bound."""
 
 
 @attrs.define
@@ -224,6 +228,43 @@ class Spool:
         on_disk = self._write_or_hold(destination, _queue_name(due, kept), b"".join(lines), kept)
         self.enforce_limits()
         return on_disk
+
+    def store(self, destination: str, records: Sequence[Record], due: float) -> None:
+        """Write records in one atomic, fsynced file, or raise: never hold them, never drop others.
+
+        For a relay, which may answer a client 2xx only for what is on disk: ``put`` would keep
+        what the disk refuses in memory and make room by dropping the oldest records, both of
+        which a client that was told "stored" must never pay for.
+
+        Raises:
+            SpoolFull: the records would take the spool past a bound.
+            OSError: the disk would not take them; nothing was written.
+            ValueError: a record cannot be encoded (its data is not JSON).
+        """
+        data = b"".join(record.to_line().encode("utf-8") for record in records)
+        with self._lock:
+            if self.records + len(records) > self.max_records or self.bytes + len(data) > self.max_bytes:
+                raise SpoolFull(f"the spool holds {self.max_records} records or {self.max_bytes} bytes at most")
+        self._write(self._queue_folder(destination), _queue_name(due, records), data, destination)
+
+    def writable(self) -> Optional[str]:
+        """None if a file can be written and removed in the spool now; else why not."""
+        probe = os.path.join(self.directory, "tmp", f"{self.owner}{_SEPARATOR}probe")
+        try:
+            with open(probe, "wb") as file:
+                file.write(b"probe")
+            os.remove(probe)
+        except OSError as error:
+            return f"cannot write {self.directory} ({error.strerror or type(error).__name__})"
+        return None
+
+    def oldest_created(self, destination: str) -> Optional[float]:
+        """When the oldest record waiting for ``destination`` was accepted (wall seconds), or None."""
+        with self._lock:
+            queue = self._queue(destination)
+            created = [created for _, _, created, _ in queue.files.values()]
+            created += [_parse_name(entry.name)[2] for entry in self._held.get(destination, [])]
+        return min(created) / 1000 if created else None
 
     def _write_or_hold(self, destination: str, name: str, data: bytes, records: List[Record]) -> bool:
         """Write a queue file; if the disk fails, hold it in memory. True if it reached the disk."""
