@@ -48,17 +48,22 @@ from typing import Any, Callable, Deque, Dict, Iterable, List, Mapping, Optional
 import attrs
 
 from . import _wire
+from ._api import (
+    STATUS_LINES,
+    bulk_envelope_problem,
+    parse_json,
+    playcamp_body,
+    playcamp_code,
+    playcamp_validation_body,
+    playfab_error_body,
+)
 from ._errors import PayloadError
 from ._faults import DEFAULT_HANG_SECONDS, ROUTE_GROUPS, Fault, FaultPlan
 from ._models import (
-    MAX_BULK_SESSIONS,
     BulkItemResult,
     BulkPlaytimeResult,
     CharacterEvent,
     CharacterEventResult,
-    PlayCampError,
-    PlayCampErrorDetail,
-    PlayFabError,
     PlaytimeSession,
     PlaytimeSessionResult,
 )
@@ -339,7 +344,7 @@ class Emulator:
             reply = refused.reply
         body = b"" if reply.body is None else _wire.encode(reply.body)
         headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body))), *reply.headers]
-        start_response(_STATUS_LINES[reply.status], headers)
+        start_response(STATUS_LINES[reply.status], headers)
         return [body]
 
     def _serve_api(self, environ: Dict[str, Any], method: str, path: str, raw: bytes) -> _Reply:
@@ -397,7 +402,7 @@ class Emulator:
             return _Reply(fault.status, fault.body, headers)
         if path == PLAYFAB_EVENT:
             return _Reply(fault.status, _playfab_fault_body(fault.status), headers)
-        return _Reply(fault.status, _playcamp_body(_playcamp_code(fault.status), "scripted fault"), headers)
+        return _Reply(fault.status, playcamp_body(playcamp_code(fault.status), "scripted fault"), headers)
 
     # -- PlayCamp --------------------------------------------------------------------------------
 
@@ -428,7 +433,7 @@ class Emulator:
 
     def _playcamp_json(self, raw: bytes) -> Any:
         try:
-            return _parse_json(raw)
+            return parse_json(raw)
         except ValueError:
             raise _Refused(self._playcamp_validation("$", "the body must be JSON")) from None
 
@@ -452,7 +457,7 @@ class Emulator:
     def _playcamp_bulk(self, environ: Dict[str, Any], raw: bytes) -> _Reply:
         self._playcamp_auth(environ)
         data = self._playcamp_json(raw)
-        problem = _bulk_envelope_problem(data)
+        problem = bulk_envelope_problem(data)
         if problem is not None:
             return self._playcamp_validation(*problem)
         results = []
@@ -501,15 +506,10 @@ class Emulator:
         return True, session
 
     def _playcamp_validation(self, path: str, message: str) -> _Reply:
-        error = PlayCampError(
-            code="VALIDATION_ERROR",
-            error="Validation Error",
-            details=(PlayCampErrorDetail(message=message, path=path, target="body"),),
-        )
-        return _Reply(400, _wire.unstructure(error))
+        return _Reply(400, playcamp_validation_body(path, message))
 
     def _playcamp_error(self, status: int, code: str, message: str, headers: Tuple[Tuple[str, str], ...] = ()) -> _Reply:
-        return _Reply(status, _playcamp_body(code, message), headers)
+        return _Reply(status, playcamp_body(code, message), headers)
 
     # -- PlayFab ---------------------------------------------------------------------------------
 
@@ -543,7 +543,7 @@ class Emulator:
         if environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower() != "application/json":
             raise _Refused(_playfab_error(400, "InvalidContentType", 1144, "Content-Type must be application/json"))
         try:
-            data = _parse_json(raw)
+            data = parse_json(raw)
             if not isinstance(data, dict):
                 raise ValueError("not an object")
         except ValueError:
@@ -575,7 +575,7 @@ class Emulator:
             return _Reply(200, {"reset": True})
         if method == "POST" and name == "faults":
             try:
-                spec = _parse_json(raw)
+                spec = parse_json(raw)
                 self._faults.add(Fault(**spec))
             except (ValueError, TypeError) as error:
                 return _Reply(400, {"error": f"bad fault: {error}"})
@@ -638,26 +638,6 @@ def _header_name(key: str) -> Tuple[str, bool]:
     return name, name.lower() in SECRET_HEADERS
 
 
-def _not_json(constant: str) -> Any:
-    raise ValueError(f"{constant} is not JSON")
-
-
-# Python's parser also takes NaN and Infinity, which no JSON client sends. One decoder for all
-# requests: json.loads with a parse_constant would build a new one for each.
-_JSON = json.JSONDecoder(parse_constant=_not_json)
-
-
-def _parse_json(raw: bytes) -> Any:
-    """Strict JSON, in any encoding ``json.loads`` takes.
-
-    Nesting too deep for the parser's recursion (``[`` a hundred thousand times) is not JSON either.
-    """
-    try:
-        return _JSON.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))
-    except RecursionError:
-        raise ValueError("nested too deep") from None
-
-
 def _read_body(environ: Dict[str, Any]) -> bytes:
     try:
         length = int(environ.get("CONTENT_LENGTH") or 0)
@@ -668,36 +648,6 @@ def _read_body(environ: Dict[str, Any]) -> bytes:
     return environ["wsgi.input"].read(length) if length > 0 else b""
 
 
-def _bulk_envelope_problem(data: Any) -> Optional[Tuple[str, str]]:
-    """What is wrong with a bulk request outside its sessions (each of which may fail alone)."""
-    if not isinstance(data, dict):
-        return "$", "must be a JSON object"
-    unknown = sorted(set(data) - {"sessions", "callbackId", "isTest"})
-    if unknown:
-        return "$", "has unknown fields: " + ", ".join(unknown)
-    sessions = data.get("sessions")
-    if type(sessions) is not list:
-        return "sessions", "must be an array" if "sessions" in data else "is required"
-    if not 1 <= len(sessions) <= MAX_BULK_SESSIONS:
-        return "sessions", f"must hold 1 to {MAX_BULK_SESSIONS} sessions, not {len(sessions)}"
-    if "callbackId" in data and (type(data["callbackId"]) is not str or not data["callbackId"]):
-        return "callbackId", "must be a non-empty string"
-    if "isTest" in data and type(data["isTest"]) is not bool:
-        return "isTest", "must be true or false"
-    return None
-
-
-_STATUS_LINES = {status.value: f"{status.value} {status.phrase}" for status in http.HTTPStatus}
-
-_PLAYCAMP_CODES = {
-    400: "VALIDATION_ERROR",
-    401: "UNAUTHORIZED",
-    403: "FORBIDDEN",
-    404: "NOT_FOUND",
-    409: "CONFLICT",
-    429: "RATE_LIMITED",
-}
-
 # PlayFab's error name and code for the statuses a fault may script (the rest: the status phrase,
 # with InvalidRequest's code for a 4xx and ServiceUnavailable's for a 5xx).
 _PLAYFAB_FAULTS = {
@@ -705,14 +655,6 @@ _PLAYFAB_FAULTS = {
     500: ("InternalServerError", 1110),
     503: ("ServiceUnavailable", 1123),
 }
-
-
-def _playcamp_code(status: int) -> str:
-    return _PLAYCAMP_CODES.get(status, "INTERNAL_ERROR")
-
-
-def _playcamp_body(code: str, message: str) -> Dict[str, Any]:
-    return _wire.unstructure(PlayCampError(code=code, error=message))
 
 
 def _playfab_error(
@@ -725,16 +667,8 @@ def _playfab_error(
     retry_after_seconds: Optional[int] = None,
     headers: Tuple[Tuple[str, str], ...] = (),
 ) -> _Reply:
-    body = PlayFabError(
-        code=status,
-        status=http.HTTPStatus(status).phrase.replace(" ", ""),
-        error=error,
-        error_code=error_code,
-        error_message=message,
-        error_details=details,
-        retry_after_seconds=retry_after_seconds,
-    )
-    return _Reply(status, _wire.unstructure(body), headers)
+    body = playfab_error_body(status, error, error_code, message, details=details, retry_after_seconds=retry_after_seconds)
+    return _Reply(status, body, headers)
 
 
 def _playfab_fault_body(status: int) -> Dict[str, Any]:
