@@ -1,4 +1,4 @@
-"""The ``playhooks`` command: ``playhooks demo``, ``playhooks emulate``."""
+"""The ``playhooks`` command: ``playhooks demo``, ``playhooks emulate``, ``playhooks relay``."""
 
 import argparse
 import math
@@ -35,11 +35,20 @@ def main(argv: Optional[List[str]] = None) -> int:
     emulate.add_argument(
         "--latency", type=seconds, default=0.0, help="seconds added to every API request, as over a real network (default: 0)"
     )
+    relay = commands.add_parser("relay", help="serve the relay that forwards shipped games' payloads with the studio's keys")
+    relay.add_argument("--config", required=True, metavar="FILE.toml", help="the relay's configuration")
+    relay.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    relay.add_argument("--port", type=port, default=8788, help="port to listen on; 0 picks a free one (default: 8788)")
+    relay.add_argument("--spool-dir", metavar="DIR", help="where accepted payloads wait (default: the config's, else the user's data folder)")
+    relay.add_argument("--threads", type=at_least_one, default=8, help="requests served at once (default: 8)")
+    relay.add_argument("--check", action="store_true", help="check the configuration and its secrets' variables, then exit")
     arguments = parser.parse_args(argv)
     if arguments.command == "demo":
         from ._demo import run
 
         return run(sys.stdout)
+    if arguments.command == "relay":
+        return _relay(arguments)
     return _emulate(arguments)
 
 
@@ -90,4 +99,21 @@ def _emulate(arguments: argparse.Namespace) -> int:
     while not stopping.wait(0.5):
         pass
     emulator.stop()
+    return 0
+
+
+def _relay(arguments: argparse.Namespace) -> int:
+    from ._errors import ConfigurationError
+    from .relay import load_config, serve
+
+    try:
+        if arguments.check:
+            config = load_config(arguments.config)
+            services = ", ".join(sorted(config.upstreams))
+            print(f"playhooks relay: {arguments.config} is usable: forwards to {services}; {len(config.keys)} ingest key(s)")
+            return 0
+        serve(arguments.config, arguments.host, arguments.port, arguments.spool_dir, arguments.threads)
+    except (ConfigurationError, OSError) as error:
+        print(f"playhooks relay: {error}", file=sys.stderr)
+        return 1
     return 0

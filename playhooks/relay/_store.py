@@ -1,0 +1,182 @@
+"""Where the relay keeps what it accepted until the services have it, and what forwards it.
+
+Two stores, one forwarding path. By default a spool on this machine's disk (one fsynced file per
+request: the answer is sent after the fsync); with ``[redis]`` in the config, a Redis Stream that
+every relay instance forwards from. Either way a tracker's own ``Sender`` forwards: one lane per
+service, PlayCamp's sessions in bulk, each record retried with back-off until the service takes
+it or refuses it (then it is a dead letter, counted).
+"""
+
+import os
+import threading
+import time
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+
+from .. import _owners
+from .._retry import DELIVERED, Outcome, RetryPolicy
+from .._sender import Sender
+from .._services import DeliverySink, PlayCamp, PlayFab
+from .._settings import _user_data_folder
+from .._spool import Record, Spool
+from .._stats import Counters, logger
+from ._config import RelayConfig
+
+HOUSEKEEPING_SECONDS = 30.0  # how often the spool is recounted and dead workers' claims taken back
+UNAVAILABLE_RETRY_AFTER = 5  # seconds a client is asked to wait when the relay cannot store
+
+
+class Unavailable(Exception):
+    """The store cannot take payloads now (full, not writable, backend down): answer 503."""
+
+
+class _Counted(DeliverySink):
+    """A service's sink, with each answer counted in the relay's metrics."""
+
+    def __init__(self, sink: DeliverySink, count: Callable[..., None]) -> None:
+        self._sink = sink
+        self._count = count
+        self.name, self.kinds = sink.name, sink.kinds
+        self.max_batch, self.per_request = sink.max_batch, sink.per_request
+
+    def prepare(self, data: Dict[str, Any]) -> Dict[str, Any]:
+        return self._sink.prepare(data)
+
+    def deliver(self, batch: List[Dict[str, Any]], transport: Any, stopping: Callable[[], bool] = lambda: False) -> Iterator[Outcome]:
+        for outcome in self._sink.deliver(batch, transport, stopping):
+            if outcome.kind == DELIVERED:
+                self._count("forwarded", service=self.name)
+            elif outcome.attempted:
+                self._count("upstream_errors", service=self.name, status=str(outcome.status or "none"))
+            yield outcome
+
+
+def upstream_sinks(config: RelayConfig) -> List[DeliverySink]:
+    """The services' sinks, holding the real secrets: the only place the relay uses them."""
+    sinks: List[DeliverySink] = []
+    playcamp = config.upstreams.get("playcamp")
+    if playcamp is not None:
+        sinks.append(PlayCamp(playcamp.secret, playcamp.url, is_test=playcamp.is_test))
+    playfab = config.upstreams.get("playfab")
+    if playfab is not None:
+        sinks.append(PlayFab(playfab.title_id, playfab.secret, playfab.url))
+    return sinks
+
+
+class Store:
+    """Accepted payloads, durably kept and forwarded.
+
+    Args:
+        config: the relay's configuration (its upstreams, bounds and backend).
+        count: the metrics' ``count``.
+        spool_dir: overrides the config's ``[spool] dir``.
+        policy: retry rules towards the services.
+    """
+
+    def __init__(
+        self,
+        config: RelayConfig,
+        count: Callable[..., None],
+        spool_dir: Optional[str] = None,
+        policy: Optional[RetryPolicy] = None,
+    ) -> None:
+        self.owner = _owners.new_owner()
+        self._counters = Counters()
+        self._sinks = {sink.name: _Counted(sink, count) for sink in upstream_sinks(config)}
+        self._stopped = threading.Event()
+        if config.redis is not None:
+            from ._redis import RedisQueue, connect
+
+            self.redis = connect(config.redis.url)
+            self.queue: Any = RedisQueue(
+                self.redis, config.redis.prefix, self.owner, config.redis.reclaim_after, max_records=config.max_spool_records
+            )
+        else:
+            self.redis = None
+            folder = spool_dir or config.spool_dir or _default_folder()
+            self.queue = Spool(folder, self.owner, self._counters.drop, config.max_spool_records, config.max_spool_bytes)
+        self._policy = policy or RetryPolicy()
+        self._config = config
+        self._sender: Optional[Sender] = None
+        self._housekeeper: Optional[threading.Thread] = None
+
+    def start(self) -> None:
+        """Start forwarding: what an earlier run left is sent too."""
+        if isinstance(self.queue, Spool):
+            self.queue.reclaim()  # a killed worker's claims, now or once its heartbeat is stale
+            self._housekeeper = threading.Thread(target=self._keep_house, name="playhooks-relay-housekeeping", daemon=True)
+            self._housekeeper.start()
+        config = self._config
+        self._sender = Sender(
+            self.queue,
+            list(self._sinks.values()),
+            lambda: _transport(config),
+            self._counters,
+            self._policy,
+            config.max_in_flight,
+        )
+
+    def put(self, service: str, payloads: Sequence[Tuple[str, str, Dict[str, Any]]]) -> None:
+        """Keep payloads, given as (id, kind, JSON), for ``service``; durable when it returns.
+
+        Raises:
+            Unavailable: nothing was kept (the spool is full or cannot be written, Redis is down).
+        """
+        sink = self._sinks[service]
+        now = time.time()
+        records = [Record(key, kind, sink.prepare(data), created=now) for key, kind, data in payloads]
+        try:
+            if isinstance(self.queue, Spool):
+                self.queue.store(service, records, due=now)
+            else:
+                self.queue.put(service, records)
+        except OSError as error:  # SpoolFull, a failing disk, and the Redis store's StoreUnavailable
+            raise Unavailable(str(error) or type(error).__name__) from None
+        if self._sender is not None:
+            self._sender.kick()
+
+    def problems(self) -> List[str]:
+        """Why the store cannot take payloads now; empty when it can."""
+        if isinstance(self.queue, Spool):
+            problem = self.queue.writable()
+            if problem is None and self.queue.records >= self.queue.max_records:
+                problem = "the spool is full"
+            return [problem] if problem else []
+        problem = self.queue.problem()
+        return [problem] if problem else []
+
+    def backlog(self) -> Iterator[Tuple[str, int, Optional[float]]]:
+        """Per service: records waiting to be forwarded, and the age in seconds of the oldest."""
+        now = time.time()
+        for service in self._sinks:
+            if isinstance(self.queue, Spool):
+                oldest = self.queue.oldest_created(service)
+                yield service, self.queue.pending(service), None if oldest is None else max(0.0, now - oldest)
+            else:
+                yield service, self.queue.pending(service), self.queue.oldest_age(service)
+
+    def close(self, timeout: float) -> None:
+        """Stop forwarding within ``timeout``: what is not sent stays for the next start."""
+        self._stopped.set()
+        if self._sender is not None:
+            self._sender.stop(timeout)
+        self.queue.close()
+
+    def _keep_house(self) -> None:
+        while not self._stopped.wait(HOUSEKEEPING_SECONDS):
+            try:
+                self.queue.recount()
+                self.queue.reclaim()
+                self.queue.retry_disk()
+            except Exception:  # a hostile disk must not end forwarding
+                logger().exception("playhooks relay: spool housekeeping failed")
+
+
+def _transport(config: RelayConfig) -> Any:
+    from .._transport import Transport
+
+    return Transport(config.connect_timeout, config.read_timeout, config.max_in_flight)
+
+
+def _default_folder() -> str:
+    """``playhooks/relay`` in the user's data folder: the same for every server and worker."""
+    return os.path.join(_user_data_folder(), "playhooks", "relay")
