@@ -59,7 +59,8 @@ log = logging.getLogger("playhooks")
 
 _CLOCK_SET_BACK = 2 * 3600.0  # no retry waits this long, so a record due later than this is due now
 _SEPARATOR = "~"
-_RESERVED = frozenset({"dead", "quarantine", "sessions", "owners", "tmp"})
+_FOLDERS = frozenset({"dead", "quarantine", "sessions", "owners", "tmp"})
+_RESERVED = _FOLDERS | {"metrics"}  # names no destination may take (a relay keeps its metrics there)
 _NAME = re.compile(r"([0-9]{1,15})-([0-9]{1,9})-([0-9]{1,15})-[0-9a-z]{1,32}\.jsonl")
 _MIN_RECORD_BYTES = 16  # '{"id":"","data":{}}' and a newline: no record is shorter
 _MAX_ATTEMPTS = 10**6
@@ -307,7 +308,7 @@ class Spool:
                 raise
 
     def _make_folders(self, *more: str) -> None:
-        for folder in (*(os.path.join(self.directory, part) for part in sorted(_RESERVED)), *more):
+        for folder in (*(os.path.join(self.directory, part) for part in sorted(_FOLDERS)), *more):
             os.makedirs(folder, exist_ok=True)
 
     def _disk_failed(self, error: OSError) -> None:

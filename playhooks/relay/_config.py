@@ -21,11 +21,12 @@ import hashlib
 import os
 import re
 import sys
-from typing import Any, Dict, FrozenSet, Mapping, Optional, Tuple
+from typing import Any, Dict, FrozenSet, Mapping, Optional
 
 import attrs
 
 from .._errors import ConfigurationError
+from .._retry import RetryPolicy
 from .._services import PLAYCAMP_URL
 
 SERVICES = ("playcamp", "playfab")
@@ -102,6 +103,7 @@ class RelayConfig:
     max_in_flight: int = 8
     connect_timeout: float = 5.0
     read_timeout: float = 10.0
+    retry: RetryPolicy = attrs.field(factory=RetryPolicy)
 
     def key(self, presented: str) -> Optional[IngestKey]:
         return self.keys.get(key_digest(presented))
@@ -152,7 +154,9 @@ def load_config(path: str, environ: Optional[Mapping[str, str]] = None) -> Relay
         raise ConfigurationError(f"{path}: configure [playcamp], [playfab] or both: the relay has nowhere to send")
     limits = _limits(reader)
     spool = reader.table("spool", {"dir", "max_records", "max_bytes"}) if "spool" in document else {}
-    upstream = reader.table("upstream", {"max_in_flight", "connect_timeout", "read_timeout"}) if "upstream" in document else {}
+    upstream_keys = {"max_in_flight", "connect_timeout", "read_timeout", "retry_base_delay", "retry_max_delay", "max_attempts", "max_age"}
+    upstream = reader.table("upstream", upstream_keys) if "upstream" in document else {}
+    defaults = RetryPolicy()
     redis = None
     if "redis" in document:
         table = reader.table("redis", {"url", "prefix", "reclaim_after"})
@@ -174,6 +178,12 @@ def load_config(path: str, environ: Optional[Mapping[str, str]] = None) -> Relay
         max_in_flight=reader.whole(upstream, "upstream", "max_in_flight", 8),
         connect_timeout=reader.number(upstream, "upstream", "connect_timeout", 5.0),
         read_timeout=reader.number(upstream, "upstream", "read_timeout", 10.0),
+        retry=RetryPolicy(
+            base_delay=reader.number(upstream, "upstream", "retry_base_delay", defaults.base_delay),
+            max_delay=min(reader.number(upstream, "upstream", "retry_max_delay", defaults.max_delay), 3600.0),
+            max_attempts=reader.whole(upstream, "upstream", "max_attempts", defaults.max_attempts),
+            max_age=reader.number(upstream, "upstream", "max_age", defaults.max_age),
+        ),
     )
 
 
@@ -300,15 +310,10 @@ class _Reader:
 
     def number(self, table: Mapping[str, Any], where: str, key: str, default: float) -> float:
         value = table.get(key, default)
-        if type(value) not in (int, float) or not 0 < value < 10**6:
+        if type(value) not in (int, float) or not 0 < value < 10**9:
             raise ConfigurationError(f"{self.path}: {_where(where)} {key}: must be a number of seconds above 0")
         return float(value)
 
 
 def _where(where: str) -> str:
     return where if where.startswith("[") else f"[{where}]"
-
-
-def describe(config: RelayConfig) -> Tuple[str, ...]:
-    """What a reload may change without a restart: the keys and the limits (not the upstreams)."""
-    return tuple(sorted(config.upstreams))

@@ -94,7 +94,7 @@ class Store:
             self.redis = None
             folder = spool_dir or config.spool_dir or _default_folder()
             self.queue = Spool(folder, self.owner, self._counters.drop, config.max_spool_records, config.max_spool_bytes)
-        self._policy = policy or RetryPolicy()
+        self._policy = policy or config.retry
         self._config = config
         self._sender: Optional[Sender] = None
         self._housekeeper: Optional[threading.Thread] = None
