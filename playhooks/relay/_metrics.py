@@ -8,6 +8,7 @@ directory and hooks in every server; small files are simpler::
       <owner>.json              one live (or dead, not yet taken in) process's counts
       <claimer>~<origin>.json   <origin>'s counts, being taken in by <claimer>
       .<owner>.tmp              a file being written
+      .lock                     held while files are taken in, or all read
       <name>.bad                a file that could not be read, set aside
 
 - Each process counts in memory (``count`` is a lock and an add) and writes its totals to its own
@@ -22,10 +23,14 @@ directory and hooks in every server; small files are simpler::
   a claim only when its claimer's file does not list it, so at every step each count is in exactly
   one place. A process that died half way through taking in leaves claims of its own: whoever takes
   it in deletes those its file lists (already in its counts) and claims the others on to itself.
-- A reader lists the folder before and after reading; when the two listings differ, or a file went
-  while being read, something was taken in meanwhile and it reads again. After a few tries (the
-  folder never still) it answers with its last reading, which may count a file taken in at that
-  moment once too few or too many times: that brief window is the only one.
+- Taking in holds ``FOLDER/.lock`` exclusively and reading it shared (``flock``, which the
+  system lets go of when a process dies), so a scrape never sees a file half taken in. The rules
+  above still hold without it: where there is no ``fcntl`` (Windows, where the relay runs as one
+  process anyway), or when the lock stays taken longer than a couple of seconds (a hung disk), a
+  reader lists the folder before and after reading and reads again when the two differ or a file
+  went while being read. After a few tries it answers with its last reading, which may count a
+  file taken in at that moment once too few or too many times: that is the only window, and it
+  needs a folder without locks.
 - Which owners are dead is the caller's ``is_alive`` to say (by default none, and files are kept
   forever). It must never call a live owner dead: that owner would write its file again, and its
   counts would be in two places.
@@ -37,6 +42,7 @@ Only the counters declared in ``COUNTERS``, with their labels, can be counted: n
 player id can reach the page by way of a label.
 """
 
+import contextlib
 import json
 import logging
 import math
@@ -44,9 +50,14 @@ import os
 import re
 import threading
 import time
-from typing import Callable, Dict, FrozenSet, Iterable, List, Mapping, Optional, Set, Tuple, Union
+from typing import Callable, Dict, FrozenSet, Iterable, Iterator, List, Mapping, Optional, Set, Tuple, Union
 
-__all__ = ["CONTENT_TYPE", "COUNTERS", "PREFIX", "Metrics"]
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["CONTENT_TYPE", "COUNTERS", "Metrics", "PREFIX"]
 
 log = logging.getLogger("playhooks")
 
@@ -71,6 +82,8 @@ Gauge = Tuple[str, str, Mapping[str, str], Union[int, float]]  # (full name, hel
 _FORMAT = 1
 _MAX_FILE_BYTES = 4 * 1024 * 1024  # far above any real file: a bigger one is not ours
 _READ_ATTEMPTS = 5
+_LOCK_SECONDS = 2.0  # the longest a scrape or a round of taking in waits for the folder's lock
+_LOCK_POLL_SECONDS = 0.005
 _MAX_SAID = 1000  # problems remembered as already logged
 _SEPARATOR = "~"
 _OWNER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
@@ -248,14 +261,19 @@ class Metrics:
             with self._write_lock:
                 if self._written_version is None and not self._write_locked(force=True)[0]:
                     return 0  # no file of ours yet: a claim must never be older than the file that lists it
-            names = self._list()
-            owners, claims = _sorted_out(names)
-            for owner in sorted(owners):
-                if owner != self.owner and not self._alive(owner):
-                    self._take_over(owner, claims.get(owner, ()))
-            taken = self._count_own_claims()
-            if not self._claims:
-                return taken
+            with self._folder_lock(shared=False) as locked:
+                if not locked:
+                    return 0  # another process is taking files in, or reading for ever: next time
+                return self._absorb_locked()
+
+    def _absorb_locked(self) -> int:
+        assert self.folder is not None
+        owners, claims = _sorted_out(self._list())
+        for owner in sorted(owners):
+            if owner != self.owner and not self._alive(owner):
+                self._take_over(owner, claims.get(owner, ()))
+        taken = self._count_own_claims()
+        if self._claims:
             with self._write_lock:
                 # Synced, whatever the thread wrote meanwhile: a power cut must not keep the
                 # deletions below and lose the file that counts what was deleted.
@@ -314,7 +332,8 @@ class Metrics:
         with self._absorb_lock:  # this process's claims are then either in its counts or absent
             with self._write_lock:
                 own = self._write_locked()[1]
-            others = self._read_others()
+            with self._folder_lock(shared=True):
+                others = self._read_others()
         for key, amount in others.items():
             own[key] = own.get(key, 0) + amount
         return own
@@ -334,13 +353,15 @@ class Metrics:
         owners, claims = _sorted_out(names)
         total: Dict[_Key, int] = {}
         listed: Dict[str, FrozenSet[str]] = {}
+        complete = True
         for owner in owners:
             if owner == self.owner:
                 continue
             try:
                 counts, absorbed = self._read(f"{owner}.json")
             except FileNotFoundError:
-                return total, False
+                complete = False  # taken in meanwhile: read the rest, for a fallback that is close
+                continue
             except (OSError, ValueError):
                 continue
             listed[owner] = absorbed
@@ -354,11 +375,12 @@ class Metrics:
                 try:
                     counts = self._read(claim)[0]
                 except FileNotFoundError:
-                    return total, False
+                    complete = False
+                    continue
                 except (OSError, ValueError):
                     continue
                 _add(total, counts)
-        return total, True
+        return total, complete
 
     def _read(self, name: str) -> Tuple[Dict[_Key, int], FrozenSet[str]]:
         """A file's counts and the claims it lists. ``FileNotFoundError`` when it is gone; another
@@ -375,6 +397,49 @@ class Metrics:
             raise
 
     # Taking in files of processes that ended.
+
+    @contextlib.contextmanager
+    def _folder_lock(self, shared: bool) -> Iterator[bool]:
+        """Hold ``FOLDER/.lock``: shared to read every file, exclusive to take files in. Yields
+        whether it is held.
+
+        Readers then never see a file half taken in. The wait is bounded: a process stuck with the
+        lock (a hung disk) must not hang /metrics. Without it, or without ``fcntl`` (Windows, where
+        the relay runs as one process), readers fall back on reading until the folder is still.
+        The system lets go of a dead process's lock.
+        """
+        assert self.folder is not None
+        if fcntl is None:
+            yield True
+            return
+        try:
+            os.makedirs(self.folder, exist_ok=True)
+            descriptor = os.open(os.path.join(self.folder, ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as error:
+            self._say("lock", "relay metrics: cannot open the lock in %s: %s", self.folder, error)
+            yield shared  # reading needs no lock to be safe, only to be exact
+            return
+        try:
+            deadline = time.monotonic() + _LOCK_SECONDS
+            while True:
+                try:
+                    fcntl.flock(descriptor, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+                    locked = True
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        locked = False
+                        break
+                    time.sleep(_LOCK_POLL_SECONDS)
+                except OSError as error:
+                    self._say("lock", "relay metrics: cannot lock %s: %s", self.folder, error)
+                    locked = False
+                    break
+            if not locked:
+                log.debug("relay metrics: %s stayed locked", self.folder)
+            yield locked or shared
+        finally:
+            os.close(descriptor)  # lets go of the lock too
 
     def _alive(self, owner: str) -> bool:
         try:
