@@ -449,6 +449,7 @@ class RedisQueue:
             held = {entry for flight in self._in_flight.values() for entry in flight.ids.values()}
         records: List[Record] = []
         ids: Dict[int, str] = {}
+        size = 0
         unreadable: List[Tuple[str, str]] = []
         for index in range(0, len(entries), 2):
             entry, line = _text(entries[index]), entries[index + 1]
@@ -460,11 +461,12 @@ class RedisQueue:
                 continue
             records.append(record)
             ids[id(record)] = entry
+            size += len(line)
         if unreadable:
             self._bury_unreadable(destination, unreadable)
         if not records:
             return []
-        claim = Claim(destination, None, tuple(records), f"redis:{ids[id(records[0])]}", sum(len(record.to_line()) for record in records))
+        claim = Claim(destination, None, tuple(records), f"redis:{ids[id(records[0])]}", size)
         with self._lock:
             self._in_flight[id(claim)] = _InFlight(claim, ids)
         self._start_keeper()

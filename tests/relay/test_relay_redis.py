@@ -409,7 +409,8 @@ class TestSender:
         queue = queues("sender", reclaim_after=5.0, now=time.time)
         with Emulator() as emulator:
             playcamp, playfab = sinks(emulator)
-            queue.put("playcamp", [Record(data["sessionId"], "session", playcamp.prepare(data), created=time.time()) for data in made.sessions])
+            sessions = [Record(data["sessionId"], "session", playcamp.prepare(data), created=time.time()) for data in made.sessions]
+            queue.put("playcamp", sessions)
             for data in made.events:  # one request each, as the relay stores them
                 queue.put("playfab", [Record(uuid.uuid4().hex, "event", playfab.prepare(data), created=time.time())])
             emulator.fail_next(4, status=503)  # whole requests fail: their records retry through the delayed set
