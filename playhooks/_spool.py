@@ -191,6 +191,7 @@ class Spool:
         self._held_dead: List[Tuple[str, bytes]] = []
         self._unremoved: Set[str] = set()  # settled claims the disk would not let go of
         self._in_flight: Dict[int, Tuple[Claim, int]] = {}  # id(claim) -> (claim, records delivered so far)
+        self._opening: Dict[str, Tuple[int, int]] = {}  # claimed path -> (records, bytes), until it is read
         self._journals: Dict[int, int] = {}  # id(claim) -> descriptor of its open journal in sent/
         self._next_disk_retry = 0.0
         self._queues: Dict[str, _Queue] = {}
@@ -475,20 +476,25 @@ class Spool:
             return None
         finally:
             queue.seen = _modified(folder)
+        self._opening[claimed] = (entry[1], entry[3])  # still counted while it is read, outside the lock
         return claimed
 
     def _open_claim(self, destination: str, claimed: str, name: str, count: int) -> Optional[Claim]:
-        records, size = self._read(claimed, name)
-        if records is None:
-            return None
-        if len(records) != count:  # the name does not tell the truth: not a file this spool wrote
-            log.warning("spool file %s holds %d records, not %d: quarantined", name, len(records), count)
-            self._quarantine(claimed, name)
-            return None
-        claim = Claim(destination, claimed, tuple(records), name, size)
-        with self._lock:
-            self._in_flight[id(claim)] = (claim, 0)
-        return claim
+        try:
+            records, size = self._read(claimed, name)
+            if records is None:
+                return None
+            if len(records) != count:  # the name does not tell the truth: not a file this spool wrote
+                log.warning("spool file %s holds %d records, not %d: quarantined", name, len(records), count)
+                self._quarantine(claimed, name)
+                return None
+            claim = Claim(destination, claimed, tuple(records), name, size)
+            with self._lock:
+                self._in_flight[id(claim)] = (claim, 0)
+            return claim
+        finally:
+            with self._lock:
+                self._opening.pop(claimed, None)
 
     def _read(self, path: str, name: str) -> Tuple[Optional[List[Record]], int]:
         try:
@@ -682,6 +688,7 @@ class Spool:
                 for claim, delivered in self._in_flight.values()
                 if destination in (None, claim.destination)
             )
+            total += sum(count for path, (count, _) in self._opening.items() if destination in (None, _destination_of(path)))
         return max(0, total)
 
     @property
@@ -698,6 +705,7 @@ class Spool:
             size += sum(bytes_ for _, bytes_ in self._claimed_elsewhere.values())
             size += sum(len(entry.data) for entries in self._held.values() for entry in entries)
             size += sum(claim.size for claim, _ in self._in_flight.values())
+            size += sum(bytes_ for _, bytes_ in self._opening.values())
             return size + sum(self._dead.values()) + sum(len(data) for _, data in self._held_dead)
 
     def next_due(self, destination: str) -> Optional[float]:
@@ -907,6 +915,11 @@ class Spool:
         for journal in journals:
             os.close(journal)
         _remove(os.path.join(self.directory, "owners", self.owner))
+
+
+def _destination_of(claimed: str) -> str:
+    """The destination of a path in its ``claimed/`` folder."""
+    return os.path.basename(os.path.dirname(os.path.dirname(claimed)))
 
 
 def _order(candidate: Tuple[Any, ...]) -> Tuple[Any, ...]:

@@ -243,8 +243,8 @@ class Relay:
             raise _Refusal(400, reason, rule, field=field)
         self._limit_players([session.user_id])
         self._store("playcamp", [(session.session_id, "session", data)])
-        result = {"sessionId": session.session_id, "userId": session.user_id, "durationSeconds": session.duration_seconds}
-        return 202, {"data": {**result, "queued": True}}, []
+        # Not the userId: a player's id appears in no answer, log line or metric of the relay.
+        return 202, {"data": {"sessionId": session.session_id, "durationSeconds": session.duration_seconds, "queued": True}}, []
 
     def _bulk(self, environ: Dict[str, Any]) -> Answer:
         self._authorize(environ, "playcamp")
