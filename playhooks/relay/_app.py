@@ -115,8 +115,7 @@ class Relay:
         self._config_seen = _file_state(self.config.path)
         _wire.prepare()
         self.store = Store(self.config, self._count, spool_dir, policy)
-        folder = self.store.queue.directory if self.store.redis is None else (spool_dir or self.config.spool_dir)
-        self.metrics = Metrics(os.path.join(folder, "metrics") if folder else None, self.store.owner)
+        self.metrics = Metrics(os.path.join(self.store.folder, "metrics"), self.store.owner, is_alive=self.store.owner_is_alive)
         self._recent = {service: _Recent() for service in self.config.upstreams}
         self._limiters = self._make_limiters(self.config)
         self._stopped = threading.Event()

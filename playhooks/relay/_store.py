@@ -83,6 +83,9 @@ class Store:
         self._counters = Counters()
         self._sinks = {sink.name: _Counted(sink, count) for sink in upstream_sinks(config)}
         self._stopped = threading.Event()
+        # The spool, or with Redis what the worker processes still share on this machine: their
+        # heartbeats and their metrics' files.
+        self.folder = os.path.abspath(spool_dir or config.spool_dir or _default_folder())
         if config.redis is not None:
             from ._redis import RedisQueue, connect
 
@@ -90,10 +93,11 @@ class Store:
             self.queue: Any = RedisQueue(
                 self.redis, config.redis.prefix, self.owner, config.redis.reclaim_after, max_records=config.max_spool_records
             )
+            os.makedirs(os.path.join(self.folder, "owners"), exist_ok=True)
+            self._beat()
         else:
             self.redis = None
-            folder = spool_dir or config.spool_dir or _default_folder()
-            self.queue = Spool(folder, self.owner, self._counters.drop, config.max_spool_records, config.max_spool_bytes)
+            self.queue = Spool(self.folder, self.owner, self._counters.drop, config.max_spool_records, config.max_spool_bytes)
         self._policy = policy or config.retry
         self._config = config
         self._sender: Optional[Sender] = None
@@ -103,8 +107,8 @@ class Store:
         """Start forwarding: what an earlier run left is sent too."""
         if isinstance(self.queue, Spool):
             self.queue.reclaim()  # a killed worker's claims, now or once its heartbeat is stale
-            self._housekeeper = threading.Thread(target=self._keep_house, name="playhooks-relay-housekeeping", daemon=True)
-            self._housekeeper.start()
+        self._housekeeper = threading.Thread(target=self._keep_house, name="playhooks-relay-housekeeping", daemon=True)
+        self._housekeeper.start()
         config = self._config
         self._sender = Sender(
             self.queue,
@@ -142,7 +146,18 @@ class Store:
                 problem = "the spool is full"
             return [problem] if problem else []
         problem = self.queue.problem()
+        if problem is None and max(self.queue.pending(service) for service in self._sinks) >= self._config.max_spool_records:
+            problem = "the Redis queue is full"
         return [problem] if problem else []
+
+    def owner_is_alive(self, owner: str) -> bool:
+        """Whether the worker process ``owner`` still runs (by its heartbeat in the shared folder)."""
+        path = os.path.join(self.folder, "owners", owner)
+        try:
+            age: Optional[float] = _owners.heartbeat_age(path, os.stat(path).st_mtime)
+        except OSError:
+            age = None
+        return _owners.owner_is_alive(owner, age)
 
     def backlog(self) -> Iterator[Tuple[str, int, Optional[float]]]:
         """Per service: records waiting to be forwarded, and the age in seconds of the oldest."""
@@ -160,21 +175,41 @@ class Store:
         if self._sender is not None:
             self._sender.stop(timeout)
         self.queue.close()
+        if self.redis is not None:
+            self.redis.close()
+            _remove(os.path.join(self.folder, "owners", self.owner))
+        _owners.retire_owner(self.owner)
 
     def _keep_house(self) -> None:
-        while not self._stopped.wait(HOUSEKEEPING_SECONDS):
+        while not self._stopped.wait(_owners.HEARTBEAT_SECONDS if self.redis is not None else HOUSEKEEPING_SECONDS):
             try:
+                if self.redis is not None:
+                    self._beat()
+                    continue
                 self.queue.recount()
                 self.queue.reclaim()
                 self.queue.retry_disk()
             except Exception:  # a hostile disk must not end forwarding
-                logger().exception("playhooks relay: spool housekeeping failed")
+                logger().exception("playhooks relay: housekeeping failed")
+
+    def _beat(self) -> None:
+        try:
+            _owners.beat(os.path.join(self.folder, "owners", self.owner))
+        except OSError:
+            pass  # only the metrics' files of ended workers wait longer to be taken in
 
 
 def _transport(config: RelayConfig) -> Any:
     from .._transport import Transport
 
     return Transport(config.connect_timeout, config.read_timeout, config.max_in_flight)
+
+
+def _remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except OSError:
+        pass
 
 
 def _default_folder() -> str:
