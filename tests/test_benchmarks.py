@@ -116,3 +116,15 @@ def test_pygame_benchmark_runs():
 
     assert 0 == result.returncode, result.stderr
     assert "on / off: median x" in result.stdout
+
+
+def test_relay_benchmark_runs():
+    """A quick run prints the accepting rows of the relay under waitress, and a backlog forwarded whole."""
+    pytest.importorskip("waitress")
+    result = run_quick("bench_relay.py")
+
+    assert 0 == result.returncode, result.stderr
+    assert "waitress, 1 process x 8 threads, event " in result.stdout
+    assert "waitress, 1 process x 8 threads, session " in result.stdout
+    assert "Forwarding a stored backlog of 200 events and 200 sessions" in result.stdout
+    assert "(arrived: " not in result.stdout
