@@ -112,6 +112,10 @@ def _relay(arguments: argparse.Namespace) -> int:
             services = ", ".join(sorted(config.upstreams))
             print(f"playhooks relay: {arguments.config} is usable: forwards to {services}; {len(config.keys)} ingest key(s)")
             return 0
+        import logging
+
+        # A service's log goes to its supervisor: refusals, upstream trouble and reloads, never a key.
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         serve(arguments.config, arguments.host, arguments.port, arguments.spool_dir, arguments.threads)
     except (ConfigurationError, OSError) as error:
         print(f"playhooks relay: {error}", file=sys.stderr)

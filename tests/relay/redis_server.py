@@ -28,11 +28,17 @@ _POLL = 0.005
 
 
 def skip_unless_available() -> None:
-    """Skip the calling test unless both ``redis-server`` and the ``redis`` package are there."""
+    """Skip the calling test unless both ``redis-server`` and the ``redis`` package are there; in
+    CI (``CI`` set), fail instead: there they are installed, and a skip would hide their absence."""
+    missing = None
     if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed (Debian: apt-get install redis-server)")
-    if importlib.util.find_spec("redis") is None:
-        pytest.skip("the redis package is not installed (pip install 'playhooks[relay-redis]')")
+        missing = "redis-server is not installed (Debian: apt-get install redis-server)"
+    elif importlib.util.find_spec("redis") is None:
+        missing = "the redis package is not installed (pip install 'playhooks[relay-redis]')"
+    if missing and os.environ.get("CI"):
+        pytest.fail(missing)
+    if missing:
+        pytest.skip(missing)
 
 
 def _free_port() -> int:

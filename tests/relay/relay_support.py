@@ -22,7 +22,7 @@ PLAYER = {"playfab_id": "4F1C2A9B7D3E8A61", "character_id": "8D2E0F4B1A6C9E37"}
 SESSIONS = "/v1/server/playtime/sessions"
 BULK = "/v1/server/playtime/sessions/bulk"
 EVENT = "/Server/WriteCharacterEvent"
-_http = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(connect=5, read=30))
+_http = urllib3.PoolManager(maxsize=16, retries=False, timeout=urllib3.Timeout(connect=5, read=30))
 
 
 def write_config(path, upstream_url, *, limits="", extra="", keys=None):
@@ -191,14 +191,20 @@ class RelayProcess:
         assert wait_for(ready, 30), f"gunicorn did not start: {self.log()}"
 
     def log(self):
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         with open(self.log_path, "rb") as file:
             return file.read().decode("utf-8", "replace")
 
     def kill(self):
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(10)
+        self._close()
+
+    def _close(self):
         self._log.close()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
 
     def stop(self, timeout=15):
         if self.process.poll() is None:
@@ -208,7 +214,7 @@ class RelayProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(5)
-        self._log.close()
+        self._close()
         return self.process.returncode
 
 
