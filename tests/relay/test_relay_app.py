@@ -284,3 +284,27 @@ class TestOperations:
         relay = make_relay()
         assert post(relay.url, "/elsewhere", {}).status == 404
         assert get(relay.url, SESSIONS).status == 405
+
+
+class TestSharedLimits:
+    def test_two_relays_on_one_redis_share_the_rate_per_key_and_per_player(self, make_relay, emulator, tmp_path):
+        """One limit, however many instances answer: alternate requests between two relays."""
+        from redis_server import RedisServer, skip_unless_available
+
+        skip_unless_available()
+        with RedisServer(tmp_path / "redis") as server:
+            limits = "requests_per_second_per_key = 3\nrequests_per_second_per_player = 1000"
+            extra = f'\n[redis]\nurl = "{server.url}"\n'
+            relays = [make_relay(limits=limits, extra=extra, name=name) for name in ("first", "second")]
+            answers = [post(relays[number % 2].url, SESSIONS, session(user=f"player-{number}")) for number in range(12)]
+            taken = sum(answer.status == 202 for answer in answers)
+            assert all(answer.status in (202, 429) for answer in answers)
+            assert taken <= 6  # a burst of twelve spans at most two one-second windows: 3 in each
+            assert taken < 12 and all(int(a.headers["Retry-After"]) >= 1 for a in answers if a.status == 429)
+            counted = sum(rejected(metrics(relay.url), "rate_limited_key") for relay in relays)
+            assert counted == 12 - taken
+            # Per player too: one player's events, alternating, past a limit of 2 a second.
+            limits = "requests_per_second_per_player = 2"
+            players = [make_relay(limits=limits, extra=extra, name=name) for name in ("third", "fourth")]
+            answers = [post(players[number % 2].url, EVENT, event()) for number in range(8)]
+            assert sum(answer.status == 200 for answer in answers) <= 4
