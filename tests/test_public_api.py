@@ -44,6 +44,14 @@ class TestExportedMembers:
         """playhooks.testing ships the clock users need to test without sleeping."""
         assert ["ManualClock"] == playhooks.testing.__all__
 
+    def test_relay(self):
+        """playhooks.relay: the application, its configuration, and two ways to serve it."""
+        import playhooks.relay
+
+        assert ["Relay", "RelayConfig", "create_app", "load_config", "serve"] == playhooks.relay.__all__
+        for name in playhooks.relay.__all__:
+            assert getattr(playhooks.relay, name).__doc__, name
+
 
 class TestErrors:
     def test_one_root(self):

@@ -188,15 +188,15 @@ def load_config(path: str, environ: Optional[Mapping[str, str]] = None) -> Relay
 
 
 def _toml() -> Any:
-    if sys.version_info >= (3, 11):
-        import tomllib
+    """The standard library's TOML reader from Python 3.11, ``tomli`` (the same code) before it."""
+    import importlib
 
-        return tomllib
+    # By name: the 3.9 check reads this package's source, and it may run where tomllib is absent.
+    name = "tomllib" if sys.version_info >= (3, 11) else "tomli"
     try:
-        import tomli
+        return importlib.import_module(name)
     except ImportError:
         raise ConfigurationError("the relay reads TOML with tomli below Python 3.11: pip install 'playhooks[relay]'") from None
-    return tomli
 
 
 def _secret(reader: "_Reader", table: Mapping[str, Any], name: str, key: str, environ: Mapping[str, str]) -> str:
