@@ -100,3 +100,17 @@ class TestCommand:
             assert not any(secret in relay.log() for secret in (*SECRETS, INGEST_KEY, EVENTS_ONLY_KEY))
         finally:
             relay.stop()
+
+
+class TestSample:
+    def test_the_documented_sample_is_a_usable_config_with_every_default(self, tmp_path):
+        """samples/relay.toml lists every key with its default: read as is, it is the defaults."""
+        from playhooks.relay._config import Limits, RelayConfig
+
+        from helpers import ROOT
+
+        config = load_config(f"{ROOT}/samples/relay.toml", {"PLAYCAMP_API_KEY": ENV["PC"], "PLAYFAB_SECRET_KEY": ENV["PF"]})
+        assert config.limits == Limits()
+        defaults = RelayConfig(path="", upstreams={}, keys={}, limits=Limits())
+        for field in ("max_spool_records", "max_spool_bytes", "max_in_flight", "connect_timeout", "read_timeout", "retry"):
+            assert getattr(config, field) == getattr(defaults, field), field
