@@ -117,6 +117,7 @@ class Store:
             self._counters,
             self._policy,
             config.max_in_flight,
+            on_exit=self._release,
         )
 
     def put(self, service: str, payloads: Sequence[Tuple[str, str, Dict[str, Any]]]) -> None:
@@ -172,8 +173,14 @@ class Store:
     def close(self, timeout: float) -> None:
         """Stop forwarding within ``timeout``: what is not sent stays for the next start."""
         self._stopped.set()
-        if self._sender is not None:
+        if self._sender is None:
+            self._release()
+        else:
             self._sender.stop(timeout)
+
+    def _release(self) -> None:
+        """Forwarding has ended: only now may other workers take back what this one claimed (a
+        request that outlived ``close`` settles first, on its own thread, as a tracker's does)."""
         self.queue.close()
         if self.redis is not None:
             self.redis.close()
