@@ -17,7 +17,7 @@ import os
 import threading
 import time
 import uuid
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple
 
 from .. import _wire
 from .._api import STATUS_LINES, bulk_envelope_problem, parse_json, playcamp_body, playcamp_validation_body, playfab_error_body
@@ -119,6 +119,7 @@ class Relay:
         self._recent = {service: _Recent() for service in self.config.upstreams}
         self._limiters = self._make_limiters(self.config)
         self._stopped = threading.Event()
+        self._said: Set[Tuple[str, str]] = set()  # kinds of refusal logged once already
         self._watcher: Optional[threading.Thread] = None
         self._routes: Dict[str, Callable[[Dict[str, Any]], Answer]] = {
             PLAYCAMP_SESSIONS: self._session,
@@ -188,7 +189,7 @@ class Relay:
             status, body, headers = route(environ)
         except _Refusal as refusal:
             self._count("rejected", service=service, reason=refusal.reason)
-            log.info("refused %s %s: %d %s (%s)", method, path, refusal.status, refusal.reason, refusal.message)
+            self._say_refused(path, refusal)
             status, body, headers = _refusal_answer(service, refusal)
         return _respond(start_response, status, body, headers)
 
@@ -228,6 +229,16 @@ class Relay:
 
     def _count(self, name: str, amount: int = 1, **labels: str) -> None:
         self.metrics.count(name, amount, **labels)
+
+    def _say_refused(self, path: str, refusal: _Refusal) -> None:
+        """The first refusal of each kind at INFO, the rest at DEBUG: a client that sends garbage
+        all day must not fill the log. /metrics counts every one."""
+        kind = (path, refusal.reason)
+        first = kind not in self._said
+        self._said.add(kind)
+        level = logging.INFO if first else logging.DEBUG
+        more = " (more like it are counted, not logged)" if first else ""
+        log.log(level, "refused POST %s: %d %s (%s)%s", path, refusal.status, refusal.reason, refusal.message, more)
 
     # -- the services' routes --------------------------------------------------------------------
 
