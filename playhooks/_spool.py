@@ -785,10 +785,11 @@ class Spool:
         modified = _modified(folder)
         if not again and self._claimed_seen.get(destination, -1) == modified:
             return
+        own = self.owner + _SEPARATOR  # this process's claims are counted from memory: no stat for them
         elsewhere = [
             (_parse_name(name.split(_SEPARATOR)[-1])[1], stat.st_size)
-            for path, name, stat in _stat_files(folder)
-            if not name.startswith(self.owner + _SEPARATOR) and path not in self._unremoved
+            for path, name, stat in _stat_files(folder, skip=lambda name: name.startswith(own))
+            if path not in self._unremoved
         ]
         self._claimed_elsewhere[destination] = (sum(count for count, _ in elsewhere), sum(size for _, size in elsewhere))
         self._claimed_seen[destination] = modified
@@ -985,14 +986,15 @@ def _size(path: str) -> int:
         return 0
 
 
-def _stat_files(folder: str) -> List[Tuple[str, str, os.stat_result]]:
-    """(path, name, stat) of each file in ``folder``, skipping those another process moves meanwhile."""
+def _stat_files(folder: str, skip: Callable[[str], bool] = lambda name: False) -> List[Tuple[str, str, os.stat_result]]:
+    """(path, name, stat) of each file in ``folder`` but those ``skip`` names, skipping those
+    another process moves meanwhile."""
     found = []
     try:
         with os.scandir(folder) as entries:
             for entry in entries:
                 try:
-                    if entry.is_file():
+                    if not skip(entry.name) and entry.is_file():
                         found.append((entry.path, entry.name, entry.stat()))
                 except OSError:
                     continue  # claimed, settled or closed between the listing and the stat
