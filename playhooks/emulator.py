@@ -657,18 +657,9 @@ _PLAYFAB_FAULTS = {
 }
 
 
-def _playfab_error(
-    status: int,
-    error: str,
-    error_code: int,
-    message: str,
-    *,
-    details: Optional[Mapping[str, Tuple[str, ...]]] = None,
-    retry_after_seconds: Optional[int] = None,
-    headers: Tuple[Tuple[str, str], ...] = (),
-) -> _Reply:
-    body = playfab_error_body(status, error, error_code, message, details=details, retry_after_seconds=retry_after_seconds)
-    return _Reply(status, body, headers)
+def _playfab_error(status: int, *arguments: Any, headers: Tuple[Tuple[str, str], ...] = (), **options: Any) -> _Reply:
+    """PlayFab's error body (``_api.playfab_error_body``) as the emulator's answer, with ``headers``."""
+    return _Reply(status, playfab_error_body(status, *arguments, **options), headers)
 
 
 def _playfab_fault_body(status: int) -> Dict[str, Any]:
