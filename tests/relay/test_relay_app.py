@@ -1,5 +1,6 @@
 """The relay's application, served by waitress: what it takes, forwards, refuses and counts."""
 
+import json
 import logging
 import os
 import shutil
@@ -222,6 +223,28 @@ class TestLimits:
         assert emulator.events == []
 
 
+class TestNothingRefusedIsForwarded:
+    def test_after_every_kind_of_refusal_only_the_accepted_payload_reaches_the_service(self, make_relay, emulator):
+        relay = make_relay(limits="max_body_bytes = 4096\nrequests_per_second_per_player = 1\nmax_session_seconds = 3600")
+        refused = [
+            post(relay.url, SESSIONS, session(), key=None),
+            post(relay.url, SESSIONS, session(), key="ik_unknown_key_1"),
+            post(relay.url, SESSIONS, session(), key=EVENTS_ONLY_KEY),
+            post(relay.url, SESSIONS, session(metadata={"padding": "x" * 5000})),
+            post(relay.url, SESSIONS, session(), content_type="text/plain"),
+            post(relay.url, SESSIONS, b"{"),
+            post(relay.url, SESSIONS, session(durationSeconds=0)),
+            post(relay.url, SESSIONS, session(durationSeconds=7200)),
+        ]
+        assert [answer.status for answer in refused] == [401, 401, 403, 413, 415, 400, 400, 400]
+        kept = session(user="player-kept")
+        assert post(relay.url, SESSIONS, kept).status == 202
+        assert post(relay.url, SESSIONS, session(user="player-kept")).status == 429  # the player's second this second
+        assert emulator.wait_until(lambda e: len(e.sessions) == 1, 10)
+        assert emulator.sessions == [kept]
+        assert relay.store.queue.pending() == 0
+
+
 class TestSecrets:
     def test_no_secret_in_any_answer_log_line_or_metric(self, make_relay, emulator, caplog):
         """Every kind of answer, upstream errors included, read for both services' secrets and the ingest key."""
@@ -286,7 +309,25 @@ class TestOperations:
         assert get(relay.url, SESSIONS).status == 405
 
 
-class TestSharedLimits:
+class TestRedis:
+    def test_redis_down_is_503_nothing_acknowledged_and_not_ready(self, make_relay, emulator, tmp_path):
+        from redis_server import RedisServer, skip_unless_available
+
+        skip_unless_available()
+        with RedisServer(tmp_path / "redis") as server:
+            relay = make_relay(extra=f'\n[redis]\nurl = "{server.url}"\n')
+            assert post(relay.url, SESSIONS, session()).status == 202
+            assert get(relay.url, "/readyz").status == 200
+            server.stop()
+            answer = post(relay.url, SESSIONS, session(user="player-2"))
+            assert answer.status == 503 and answer.headers["Retry-After"].isdigit()
+            ready = get(relay.url, "/readyz")
+            assert ready.status == 503 and json.loads(ready.data)["problems"]
+            assert rejected(metrics(relay.url), "unavailable") == 1
+            server.start()
+            assert get(relay.url, "/readyz").status == 200
+            assert emulator.wait_until(lambda e: len(e.sessions) == 1, 10)
+
     def test_two_relays_on_one_redis_share_the_rate_per_key_and_per_player(self, make_relay, emulator, tmp_path):
         """One limit, however many instances answer: alternate requests between two relays."""
         from redis_server import RedisServer, skip_unless_available
