@@ -59,7 +59,9 @@ Answer = Tuple[int, Any, List[Tuple[str, str]]]  # status, JSON body, extra head
 class _Refusal(Exception):
     """A request refused: its status, the reason it is counted under, and what the client is told."""
 
-    def __init__(self, status: int, reason: str, message: str, *, field: str = "$", retry_after: Optional[int] = None, challenge: str = "") -> None:
+    def __init__(
+        self, status: int, reason: str, message: str, *, field: str = "$", retry_after: Optional[int] = None, challenge: str = ""
+    ) -> None:
         super().__init__(message)
         self.status, self.reason, self.message, self.field = status, reason, message, field
         self.retry_after, self.challenge = retry_after, challenge
