@@ -1,4 +1,5 @@
-"""A small threaded HTTP/1.1 server for WSGI applications: the emulator's, and the relay's.
+"""A small threaded HTTP/1.1 server for WSGI applications: the emulator's (the relay, which studios
+run in production, is served by waitress or gunicorn).
 
 The standard library's ``wsgiref`` server answers HTTP/1.0, one request per connection, with
 Nagle's algorithm on; a client then pays a TCP handshake per request and, on loopback, can stall

@@ -316,7 +316,7 @@ class Relay:
         ingest = self.config.key(key)
         if ingest is None:
             raise _Refusal(401, "unauthorized", "unknown or revoked ingest key", challenge=CHALLENGE + ', error="invalid_token"')
-        if service not in ingest.services:
+        if service not in ingest.services or service not in self._recent:  # (a service added by a reload waits for a restart)
             raise _Refusal(403, "forbidden", f"this ingest key may not send to {service}")
         wait = self._limiters[0].check(key_digest(key))
         if wait is not None:

@@ -23,8 +23,8 @@ def make_relay(tmp_path, emulator, secret_env):
 
     made = []
 
-    def make(limits="", keys=None, extra="", clock=None, name="relay"):
-        config = write_config(tmp_path / f"{name}.toml", emulator.url, limits=limits, keys=keys, extra=extra)
+    def make(limits="", keys=None, extra="", clock=None, name="relay", upstreams=("playcamp", "playfab")):
+        config = write_config(tmp_path / f"{name}.toml", emulator.url, limits=limits, keys=keys, extra=extra, upstreams=upstreams)
         options = {} if clock is None else {"clock": clock}
         relay = Relay(config, spool_dir=str(tmp_path / f"{name}-spool"), **options).start()
         served = ServedInThread(relay)

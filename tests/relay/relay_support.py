@@ -25,20 +25,16 @@ EVENT = "/Server/WriteCharacterEvent"
 _http = urllib3.PoolManager(maxsize=16, retries=False, timeout=urllib3.Timeout(connect=5, read=30))
 
 
-def write_config(path, upstream_url, *, limits="", extra="", keys=None):
-    """A relay config forwarding both services to ``upstream_url`` (the emulator)."""
+def write_config(path, upstream_url, *, limits="", extra="", keys=None, upstreams=("playcamp", "playfab")):
+    """A relay config forwarding ``upstreams`` (both services) to ``upstream_url`` (the emulator)."""
     if keys is None:
         keys = [(INGEST_KEY, ["playcamp", "playfab"]), (EVENTS_ONLY_KEY, ["playfab"])]
-    text = f"""
-[playcamp]
-url = "{upstream_url}"
-api_key_env = "RELAY_TEST_PLAYCAMP_KEY"
-
-[playfab]
-title_id = "ABCD"
-url = "{upstream_url}"
-secret_key_env = "RELAY_TEST_PLAYFAB_KEY"
-
+    text = ""
+    if "playcamp" in upstreams:
+        text += f'\n[playcamp]\nurl = "{upstream_url}"\napi_key_env = "RELAY_TEST_PLAYCAMP_KEY"\n'
+    if "playfab" in upstreams:
+        text += f'\n[playfab]\ntitle_id = "ABCD"\nurl = "{upstream_url}"\nsecret_key_env = "RELAY_TEST_PLAYFAB_KEY"\n'
+    text += """
 [upstream]
 retry_base_delay = 0.05
 retry_max_delay = 0.2
@@ -160,7 +156,7 @@ class RelayProcess:
         if server == "waitress":
             command = [sys.executable, "-m", "playhooks", "relay", "--config", str(config), "--port", "0", "--spool-dir", str(spool_dir)]
         else:
-            port = _free_port()
+            port = free_port()
             environment.update(PLAYHOOKS_RELAY_CONFIG=str(config), PLAYHOOKS_RELAY_SPOOL_DIR=str(spool_dir))
             command = [
                 os.path.join(os.path.dirname(sys.executable), "gunicorn"),
@@ -218,7 +214,7 @@ class RelayProcess:
         return self.process.returncode
 
 
-def _free_port():
+def free_port():
     import socket
 
     with socket.socket() as sock:

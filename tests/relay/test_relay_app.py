@@ -7,6 +7,8 @@ import shutil
 
 import pytest
 
+from helpers import wait_for
+from redis_server import RedisServer, skip_unless_available
 from relay_support import (
     BULK,
     EVENT,
@@ -18,6 +20,7 @@ from relay_support import (
     event,
     get,
     metrics,
+    now_text,
     post,
     rejected,
     session,
@@ -101,8 +104,6 @@ class TestIngestKeys:
 
     def test_an_edited_config_file_is_read_again_by_itself(self, make_relay, emulator, tmp_path):
         """The watcher notices the file changed: revoking a key needs no signal either."""
-        from helpers import wait_for
-
         relay = make_relay()
         write_config(tmp_path / "relay.toml", emulator.url, keys=[(EVENTS_ONLY_KEY, ["playfab"])])
         assert wait_for(lambda: relay.config.key(INGEST_KEY) is None, 10)
@@ -114,6 +115,14 @@ class TestIngestKeys:
         assert not relay.reload()
         assert post(relay.url, SESSIONS, session()).status == 202
         assert metrics(relay.url)[("playhooks_relay_config_reloads_total", ("result", "failed"))] == 1
+
+    def test_a_service_added_by_a_reload_waits_for_a_restart(self, make_relay, emulator, tmp_path):
+        """The running relay forwards to the services it started with: a key for a new one is 403, not a 500."""
+        relay = make_relay(upstreams=("playcamp",), keys=[(INGEST_KEY, ["playcamp"])])
+        write_config(tmp_path / "relay.toml", emulator.url)  # PlayFab added, and the key allowed it
+        assert relay.reload()
+        assert post(relay.url, EVENT, event()).status == 403
+        assert post(relay.url, SESSIONS, session()).status == 202
 
     def test_a_key_on_a_service_it_is_not_allowed_is_403(self, make_relay, emulator):
         relay = make_relay()
@@ -182,8 +191,6 @@ class TestLimits:
         ],
     )
     def test_implausible_sessions_are_400_and_not_forwarded(self, make_relay, emulator, fields, field):
-        from relay_support import now_text
-
         relay = make_relay(limits="max_session_seconds = 3600\nmax_session_age_seconds = 86400")
         sent = session(**{key: now_text(float(value[3:])) if isinstance(value, str) else value for key, value in fields.items()})
         answer = post(relay.url, SESSIONS, sent)
@@ -242,7 +249,7 @@ class TestNothingRefusedIsForwarded:
         assert post(relay.url, SESSIONS, session(user="player-kept")).status == 429  # the player's second this second
         assert emulator.wait_until(lambda e: len(e.sessions) == 1, 10)
         assert emulator.sessions == [kept]
-        assert relay.store.queue.pending() == 0
+        assert wait_for(lambda: relay.store.queue.pending() == 0, 10)  # nothing else was stored
 
 
 class TestSecrets:
@@ -284,8 +291,6 @@ class TestOperations:
         assert values[("playhooks_relay_pending", ("service", "playcamp"))] == 0
 
     def test_metrics_count_forwarded_payloads_and_upstream_errors_by_status(self, make_relay, emulator):
-        from helpers import wait_for
-
         emulator.fail_next(1, status=503, route="playfab")
         relay = make_relay()
         assert post(relay.url, EVENT, event()).status == 200
@@ -311,8 +316,6 @@ class TestOperations:
 
 class TestRedis:
     def test_redis_down_is_503_nothing_acknowledged_and_not_ready(self, make_relay, emulator, tmp_path):
-        from redis_server import RedisServer, skip_unless_available
-
         skip_unless_available()
         with RedisServer(tmp_path / "redis") as server:
             relay = make_relay(extra=f'\n[redis]\nurl = "{server.url}"\n')
@@ -330,8 +333,6 @@ class TestRedis:
 
     def test_two_relays_on_one_redis_share_the_rate_per_key_and_per_player(self, make_relay, emulator, tmp_path):
         """One limit, however many instances answer: alternate requests between two relays."""
-        from redis_server import RedisServer, skip_unless_available
-
         skip_unless_available()
         with RedisServer(tmp_path / "redis") as server:
             limits = "requests_per_second_per_key = 3\nrequests_per_second_per_player = 1000"

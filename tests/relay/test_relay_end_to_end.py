@@ -5,7 +5,6 @@ was sent by the game and signed by the relay.
 """
 
 import concurrent.futures
-import json
 import os
 import time
 
@@ -16,6 +15,7 @@ from playhooks.emulator import Emulator
 from playhooks.testing import ManualClock
 
 from helpers import FAST, wait_for
+from redis_server import RedisServer, skip_unless_available
 from relay_support import (
     EVENT,
     INGEST_KEY,
@@ -25,6 +25,7 @@ from relay_support import (
     SECRETS,
     SESSIONS,
     RelayProcess,
+    free_port,
     accepted,
     event,
     metrics,
@@ -113,9 +114,7 @@ class TestServers:
 
 class TestRestart:
     def test_a_relay_restarted_with_payloads_pending_and_the_upstream_down_delivers_each_once_when_it_is_back(self, tmp_path, processes):
-        from relay_support import _free_port
-
-        port = _free_port()  # where the services will be, once they are back
+        port = free_port()  # where the services will be, once they are back
         config = write_config(tmp_path / "relay.toml", f"http://127.0.0.1:{port}")
         relay = RelayProcess(config, tmp_path / "spool")
         processes.append(relay)
@@ -135,8 +134,6 @@ class TestRestart:
 
 class TestRedis:
     def test_two_relays_share_redis_and_one_killed_mid_forwarding_leaves_its_sessions_to_the_other(self, tmp_path, emulator, processes):
-        from redis_server import RedisServer, skip_unless_available
-
         skip_unless_available()
         with RedisServer(tmp_path / "redis") as server:
             extra = f'\n[redis]\nurl = "{server.url}"\nreclaim_after = 1\n'
