@@ -244,9 +244,15 @@ class Spool:
             ValueError: a record cannot be encoded (its data is not JSON).
         """
         data = b"".join(record.to_line().encode("utf-8") for record in records)
-        with self._lock:
-            if self.records + len(records) > self.max_records or self.bytes + len(data) > self.max_bytes:
+        for last_try in (False, True):
+            with self._lock:
+                if self.records + len(records) <= self.max_records and self.bytes + len(data) <= self.max_bytes:
+                    break
+            if last_try:
                 raise SpoolFull(f"the spool holds {self.max_records} records or {self.max_bytes} bytes at most")
+            # Dead letters make room (oldest first, counted), so a long outage's refusals never
+            # leave the relay refusing everything after; records waiting to be sent never do.
+            self.enforce_limits(dead_only=True, room=(len(records), len(data)))
         self._write(self._queue_folder(destination), _queue_name(due, records), data, destination)
 
     def writable(self) -> Optional[str]:
@@ -794,11 +800,14 @@ class Spool:
         self._claimed_elsewhere[destination] = (sum(count for count, _ in elsewhere), sum(size for _, size in elsewhere))
         self._claimed_seen[destination] = modified
 
-    def enforce_limits(self, expendable: Optional[Sequence[str]] = None) -> None:
+    def enforce_limits(
+        self, expendable: Optional[Sequence[str]] = None, dead_only: bool = False, room: Tuple[int, int] = (0, 0)
+    ) -> None:
         """Drop the oldest waiting files while over a bound: dead letters first, then from the
         ``expendable`` destinations. Files being sent count towards the bounds but are not dropped.
+        ``dead_only``: drop dead letters alone; ``room``: (records, bytes) to make room for too.
         """
-        records, size = self.records, self.bytes
+        records, size = self.records + room[0], self.bytes + room[1]
         if records <= self.max_records and size <= self.max_bytes:
             return
         expendable = self.expendable if expendable is None else expendable
@@ -807,11 +816,11 @@ class Spool:
             candidates: List[Tuple[int, int, str, int, int, Callable[[], bool]]] = [
                 (-1, 0, path, 0, size, functools.partial(self._remove_dead, path)) for path, size in self._dead.items()
             ]
-            for destination, queue in self._queues.items():
+            for destination, queue in ({} if dead_only else self._queues).items():
                 rank = 0 if destination in expendable else 1
                 for name, (_, count, created, bytes_) in queue.files.items():
                     candidates.append((rank, created, name, count, bytes_, functools.partial(self._remove_queued, destination, name)))
-            for destination, entries in self._held.items():
+            for destination, entries in ({} if dead_only else self._held).items():
                 rank = 0 if destination in expendable else 1
                 for entry in entries:
                     forget = functools.partial(self._unhold, destination, entry)

@@ -58,3 +58,38 @@ class TestGroupCommit:
         for number in range(3):
             commit.put(records(number))
         assert writes == [1, 1, 1]
+
+
+class TestSpoolStore:
+    """``Spool.store``, the relay's way into the spool: on disk, or refused; never held, never dropping."""
+
+    def spool(self, tmp_path, **bounds):
+        from playhooks._spool import Spool
+
+        return Spool(str(tmp_path / "spool"), "relay-test", lambda *drop: None, **bounds)
+
+    def test_past_a_bound_it_refuses_and_keeps_what_it_has(self, tmp_path):
+        from playhooks._spool import SpoolFull
+
+        spool = self.spool(tmp_path, max_records=3)
+        spool.store("playfab", records(1) + records(2), due=0)
+        with pytest.raises(SpoolFull):
+            spool.store("playfab", records(3) + records(4), due=0)
+        assert spool.pending() == 2
+        spool.store("playfab", records(5), due=0)
+        assert spool.pending() == 3
+
+    def test_dead_letters_make_room_for_new_records_and_waiting_ones_never_do(self, tmp_path):
+        """After an outage the service refused, the relay must not refuse everything afterwards."""
+        from playhooks._spool import SpoolFull
+
+        spool = self.spool(tmp_path, max_bytes=600)
+        spool.store("playcamp", [Record(f"dead-{n}", "session", {"pad": "x" * 100}) for n in range(3)], due=0)
+        (claim,) = spool.claim_due("playcamp", now=1, max_records=10)
+        spool.settle(claim, [], dead=list(claim.records))  # refused by the service: dead letters
+        assert spool.pending() == 0 and spool.bytes > 300
+        spool.store("playcamp", [Record(f"new-{n}", "session", {"pad": "x" * 100}) for n in range(3)], due=0)
+        assert spool.pending() == 3  # stored, once the dead letters were dropped
+        with pytest.raises(SpoolFull):
+            spool.store("playcamp", [Record("one-more", "session", {"pad": "x" * 300})], due=0)
+        assert spool.pending() == 3
