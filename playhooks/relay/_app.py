@@ -122,6 +122,7 @@ class Relay:
         self._limiters = self._make_limiters(self.config)
         self._stopped = threading.Event()
         self._said: Set[Tuple[str, str]] = set()  # kinds of refusal logged once already
+        self._store_failing = False
         self._watcher: Optional[threading.Thread] = None
         self._routes: Dict[str, Callable[[Dict[str, Any]], Answer]] = {
             PLAYCAMP_SESSIONS: self._session,
@@ -364,7 +365,14 @@ class Relay:
         try:
             self.store.put(service, new)
         except Unavailable as error:
-            raise _Refusal(503, "unavailable", f"cannot store payloads now ({error})", retry_after=UNAVAILABLE_RETRY_AFTER) from None
+            if not self._store_failing:  # said when it starts failing, not for every request
+                log.warning("playhooks relay: cannot store payloads, answering 503: %s", error)
+            self._store_failing = True
+            # The reason stays in the log: a path or a host of the studio's is not the client's business.
+            raise _Refusal(503, "unavailable", "cannot store payloads now: try again later", retry_after=UNAVAILABLE_RETRY_AFTER) from None
+        if self._store_failing:
+            self._store_failing = False
+            log.warning("playhooks relay: payloads are stored again")
         recent.add(payload[0] for payload in new)
         self._count("accepted", len(new), service=service)
 

@@ -224,6 +224,7 @@ class TestLimits:
         answer = post(relay.url, EVENT, event())
         assert answer.status == 503
         assert answer.json_body["errorCode"] == 1123 and answer.json_body["retryAfterSeconds"] >= 1
+        assert str(tmp_path) not in answer.data.decode()  # the reason is logged, not told to the client
         ready = get(relay.url, "/readyz")
         assert ready.status == 503
         assert metrics(relay.url)[("playhooks_relay_ready",)] == 0
