@@ -2,8 +2,10 @@
 
 import json
 import logging
+import math
 import os
 import shutil
+import time
 
 import pytest
 
@@ -245,11 +247,13 @@ class TestNothingRefusedIsForwarded:
             post(relay.url, SESSIONS, session(durationSeconds=7200)),
         ]
         assert [answer.status for answer in refused] == [401, 401, 403, 413, 415, 400, 400, 400]
-        kept = session(user="player-kept")
-        assert post(relay.url, SESSIONS, kept).status == 202
-        assert post(relay.url, SESSIONS, session(user="player-kept")).status == 429  # the player's second this second
-        assert emulator.wait_until(lambda e: len(e.sessions) == 1, 10)
-        assert emulator.sessions == [kept]
+        # One player, a request a second: of four at once (spanning two windows at most), some are refused.
+        sent = [session(user="player-kept") for _ in range(4)]
+        statuses = [post(relay.url, SESSIONS, data).status for data in sent]
+        assert 429 in statuses and set(statuses) <= {202, 429}
+        kept = [data for data, status in zip(sent, statuses) if status == 202]
+        assert emulator.wait_until(lambda e: len(e.sessions) == len(kept), 10)
+        assert sorted(emulator.sessions, key=lambda data: data["sessionId"]) == sorted(kept, key=lambda data: data["sessionId"])
         assert wait_for(lambda: relay.store.queue.pending() == 0, 10)  # nothing else was stored
 
 
@@ -269,7 +273,9 @@ class TestSecrets:
             post(relay.url, EVENT, b"{", content_type="application/json"),
             post(relay.url, "/nowhere", {}),
         ]
-        assert emulator.wait_until(lambda e: e.counters["faults"] == 1 and len(e.events) == 1, 10)
+        # (two events for one player a second: the second is refused, unless a window's edge fell between them)
+        taken = sum(answer.status == 200 for answer in answers[4:6])
+        assert emulator.wait_until(lambda e: e.counters["faults"] == 1 and len(e.events) == taken, 10)
         texts = [answer.data.decode("utf-8", "replace") for answer in answers]
         texts += [get(relay.url, path).data.decode() for path in ("/metrics", "/readyz", "/livez")]
         texts.append(caplog.text)
@@ -339,15 +345,19 @@ class TestRedis:
             limits = "requests_per_second_per_key = 3\nrequests_per_second_per_player = 1000"
             extra = f'\n[redis]\nurl = "{server.url}"\n'
             relays = [make_relay(limits=limits, extra=extra, name=name) for name in ("first", "second")]
+            started = time.monotonic()
             answers = [post(relays[number % 2].url, SESSIONS, session(user=f"player-{number}")) for number in range(12)]
+            windows = math.ceil(time.monotonic() - started)  # a window opens at its first request and lasts 1 s
             taken = sum(answer.status == 202 for answer in answers)
             assert all(answer.status in (202, 429) for answer in answers)
-            assert taken <= 6  # a burst of twelve spans at most two one-second windows: 3 in each
-            assert taken < 12 and all(int(a.headers["Retry-After"]) >= 1 for a in answers if a.status == 429)
+            assert taken <= 3 * windows  # each relay on its own would take 3 a window: 6
+            assert all(int(a.headers["Retry-After"]) >= 1 for a in answers if a.status == 429)
             counted = sum(rejected(metrics(relay.url), "rate_limited_key") for relay in relays)
-            assert counted == 12 - taken
+            assert counted == 12 - taken > 0
             # Per player too: one player's events, alternating, past a limit of 2 a second.
             limits = "requests_per_second_per_player = 2"
             players = [make_relay(limits=limits, extra=extra, name=name) for name in ("third", "fourth")]
+            started = time.monotonic()
             answers = [post(players[number % 2].url, EVENT, event()) for number in range(8)]
-            assert sum(answer.status == 200 for answer in answers) <= 4
+            windows = math.ceil(time.monotonic() - started)
+            assert sum(answer.status == 200 for answer in answers) <= 2 * windows
