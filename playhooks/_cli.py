@@ -42,6 +42,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     relay.add_argument("--spool-dir", metavar="DIR", help="where accepted payloads wait (default: the config's, else the user's data folder)")
     relay.add_argument("--threads", type=at_least_one, default=8, help="requests served at once (default: 8)")
     relay.add_argument("--check", action="store_true", help="check the configuration and its secrets' variables, then exit")
+    renpy = commands.add_parser("renpy", help="put playhooks into a Ren'Py game, or take it out")
+    renpy_commands = renpy.add_subparsers(dest="renpy_command", required=True)
+    renpy_install = renpy_commands.add_parser("install", help="playhooks and its dependencies into GAME_DIR/game/python-packages")
+    renpy_install.add_argument("game_dir", metavar="GAME_DIR", help="the Ren'Py project (the folder that holds game/)")
+    renpy_install.add_argument(
+        "--python", choices=["3.9", "3.12"], default="3.9", help="the engine's Python: 3.9 for Ren'Py 8.0 to 8.3 (default), 3.12 for 8.4 and later"
+    )
+    renpy_uninstall = renpy_commands.add_parser("uninstall", help="remove exactly what install added")
+    renpy_uninstall.add_argument("game_dir", metavar="GAME_DIR", help="the Ren'Py project")
     arguments = parser.parse_args(argv)
     if arguments.command == "demo":
         from ._demo import run
@@ -49,6 +58,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         return run(sys.stdout)
     if arguments.command == "relay":
         return _relay(arguments)
+    if arguments.command == "renpy":
+        return _renpy(arguments)
     return _emulate(arguments)
 
 
@@ -119,5 +130,22 @@ def _relay(arguments: argparse.Namespace) -> int:
         serve(arguments.config, arguments.host, arguments.port, arguments.spool_dir, arguments.threads)
     except (ConfigurationError, OSError) as error:
         print(f"playhooks relay: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _renpy(arguments: argparse.Namespace) -> int:
+    from ._errors import ConfigurationError
+    from ._renpy_install import install, packages_folder, uninstall
+
+    try:
+        if arguments.renpy_command == "install":
+            added = install(arguments.game_dir, arguments.python)
+            print(f"playhooks renpy: into {packages_folder(arguments.game_dir)} for Python {arguments.python}: {', '.join(added)}")
+        else:
+            removed = uninstall(arguments.game_dir)
+            print(f"playhooks renpy: removed {', '.join(removed) if removed else 'nothing (playhooks was not installed there)'}")
+    except (ConfigurationError, OSError) as error:
+        print(f"playhooks renpy: {error}", file=sys.stderr)
         return 1
     return 0
