@@ -14,6 +14,7 @@ listed in ``playhooks-install.json`` beside it, so installing again replaces it 
 ``playhooks renpy uninstall`` removes exactly that, never a creator's own files.
 """
 
+import hashlib
 import json
 import os
 import re
@@ -22,13 +23,14 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from typing import Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from ._errors import ConfigurationError
 
 ENGINE_PYTHONS = {"3.9": "Ren'Py 8.0 to 8.3", "3.12": "Ren'Py 8.4 and later"}
 DEFAULT_PYTHON = "3.9"
 MANIFEST = "playhooks-install.json"
+SCRIPT = "00playhooks.rpy"  # the drop-in, written to game/ (its source: adapters/), loaded before any script that uses its statement
 REQUIREMENTS = ("attrs >= 24.1.0", "cattrs >= 24.1.0", "urllib3 >= 1.26, < 3")
 # Parts of playhooks a game never runs: the relay is the studio's server.
 _LEFT_OUT = ("relay",)
@@ -73,7 +75,8 @@ def install(game_dir: str, python: str = DEFAULT_PYTHON, pip: Sequence[str] = (s
             _remove(os.path.join(target, name))
         for name in names:
             shutil.move(os.path.join(staged, name), os.path.join(target, name))
-    _write_manifest(target, {"python": python, "added": names})
+    script = _write_script(game_dir, _read_manifest_field(target, "script"))
+    _write_manifest(target, {"python": python, "added": names, "script": script})
     return names
 
 
@@ -81,6 +84,9 @@ def uninstall(game_dir: str) -> List[str]:
     """Remove what ``install`` added (and nothing else); returns what was removed."""
     target = packages_folder(game_dir)
     added = _read_manifest(target)
+    script = os.path.join(game_dir, "game", SCRIPT)
+    if _digest(script) == _read_manifest_field(target, "script"):  # a creator's edits stay
+        _remove(script)
     for name in added:
         _remove(os.path.join(target, name))
     _remove(os.path.join(target, MANIFEST))
@@ -161,11 +167,41 @@ def _copy_playhooks(destination: str) -> None:
     import playhooks
     import playhooks.adapters
 
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", *_LEFT_OUT)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.rpy", *_LEFT_OUT)  # .rpy: Ren'Py would load it from there too
     shutil.copytree(os.path.dirname(os.path.abspath(playhooks.__file__)), destination, ignore=ignore)
     adapters = os.path.join(destination, "adapters")
     if not os.path.isdir(adapters):  # an editable install maps the package to the checkout's adapters/
         shutil.copytree(list(playhooks.adapters.__path__)[0], adapters, ignore=ignore)
+
+
+def _write_script(game_dir: str, installed: Optional[str]) -> Optional[str]:
+    """The drop-in ``game/00playhooks.rpy``, unless the creator has edited the one there (its
+    settings are theirs); the digest of what playhooks wrote, to know that next time."""
+    import playhooks.adapters
+
+    path = os.path.join(game_dir, "game", SCRIPT)
+    if os.path.exists(path) and _digest(path) != installed:
+        print(f"playhooks renpy: {path} is yours (edited): left as it is", file=sys.stderr)
+        return installed
+    shutil.copyfile(os.path.join(list(playhooks.adapters.__path__)[0], SCRIPT), path)
+    return _digest(path)
+
+
+def _digest(path: str) -> Optional[str]:
+    try:
+        with open(path, "rb") as file:
+            return hashlib.sha256(file.read()).hexdigest()
+    except OSError:
+        return None
+
+
+def _read_manifest_field(target: str, field: str) -> Any:
+    try:
+        with open(os.path.join(target, MANIFEST), encoding="utf-8") as file:
+            value = json.load(file).get(field)
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
 
 
 def _read_manifest(target: str) -> List[str]:

@@ -87,6 +87,16 @@ class TestInstall:
             install(str(tmp_path), "3.10")
 
 
+class TestTheDropIn:
+    def test_install_writes_it_first_in_load_order_and_keeps_a_creators_edits(self, installed):
+        game_dir, _ = installed
+        script = game_dir / "game" / "00playhooks.rpy"
+        assert "define playhooks_relay_url" in script.read_text()
+        script.write_text(script.read_text().replace("define playhooks_consent_default = False", "define playhooks_consent_default = True"))
+        install(str(game_dir), "3.9")
+        assert "define playhooks_consent_default = True" in script.read_text()  # the creator's settings stay
+
+
 class TestUninstall:
     def test_it_removes_exactly_what_install_added(self, tmp_path):
         os.makedirs(tmp_path / "game" / "python-packages")
@@ -94,6 +104,15 @@ class TestUninstall:
         assert main(["renpy", "install", str(tmp_path)]) == 0
         assert main(["renpy", "uninstall", str(tmp_path)]) == 0
         assert os.listdir(tmp_path / "game" / "python-packages") == ["creators_own.py"]
+        assert os.listdir(tmp_path / "game") == ["python-packages"]  # the drop-in, unedited, went too
+
+    def test_an_edited_drop_in_stays_after_uninstall(self, tmp_path):
+        os.makedirs(tmp_path / "game")
+        install(str(tmp_path), "3.9")
+        script = tmp_path / "game" / "00playhooks.rpy"
+        script.write_text(script.read_text() + "\n## the creator's note\n")
+        uninstall(str(tmp_path))
+        assert script.exists() and not (tmp_path / "game" / "python-packages").exists()
 
     def test_a_manifest_cannot_point_outside_the_folder(self, tmp_path):
         os.makedirs(tmp_path / "game" / "python-packages")
