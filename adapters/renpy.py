@@ -105,9 +105,8 @@ def _make_tracker(renpy: Any, relay_url: Optional[str], ingest_key: Optional[str
             " playhooks_ingest_key in 00playhooks.rpy)",
             file=sys.stderr,
         )
-        for name in secrets:
-            environ.pop(name)
-        environ.pop("PLAYHOOKS_PLAYFAB_TITLE_ID", None)
+        for name in [name for name in environ if name.startswith(("PLAYHOOKS_PLAYCAMP_", "PLAYHOOKS_PLAYFAB_"))]:
+            del environ[name]  # direct sending, all of it: the relay goes in its place
     if secrets and renpy.config.developer:
         environ.pop("PLAYHOOKS_RELAY_URL", None)  # developer mode with the keys: direct, as from_env does
         environ.pop("PLAYHOOKS_INGEST_KEY", None)

@@ -55,3 +55,31 @@ def wait_for(condition, timeout, poll=0.01):
 def event_numbers(emulator):
     """The ``n`` of each event the emulator accepted, in arrival order."""
     return [event["Body"]["n"] for event in emulator.events if "n" in event.get("Body", {})]
+
+
+class ServedInThread:
+    """A WSGI application served by waitress on a thread of the test's process."""
+
+    def __init__(self, app):
+        import waitress
+
+        self.server = waitress.create_server(app, host="127.0.0.1", port=0, threads=4, asyncore_loop_timeout=0.05)
+        self.url = f"http://127.0.0.1:{self.server.effective_port}"
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        try:
+            self.server.run()
+        except (OSError, ValueError):  # a descriptor closed under the loop by stop(): it is ending
+            if not self._stopping:
+                raise
+
+    def stop(self):
+        self._stopping = True
+        self.server.close()
+        self.server.task_dispatcher.shutdown()
+        for channel in list(self.server._map.values()):  # the loop ends once nothing is left to watch
+            channel.close()
+        self._thread.join(5)

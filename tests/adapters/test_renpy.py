@@ -11,7 +11,7 @@ import pytest
 from playhooks.emulator import Emulator
 from playhooks._renpy_install import install
 
-from helpers import ROOT, SECRET_KEY
+from helpers import ROOT, SECRET_KEY, ServedInThread
 
 RENPY = "/usr/games/renpy"
 SAMPLE = os.path.join(ROOT, "samples", "renpy_vn")
@@ -122,3 +122,35 @@ class TestInTheEngine:
         result = subprocess.run(["timeout", "120", engine(), str(game_dir), "lint"], capture_output=True, text=True, env={**os.environ, "HOME": str(tmp_path)})
         report = result.stdout + result.stderr + "".join(path.read_text() for path in game_dir.glob("lint.txt"))
         assert "must be 1 to 64 letters, digits or _" in report, report[-2000:]
+
+
+class TestShipped:
+    def test_outside_developer_mode_a_secret_is_refused_and_the_game_delivers_through_the_relay(self, installed, tmp_path, monkeypatch):
+        """The same game, developer mode off: the variables' server keys are refused, saying why,
+        and its events go through the relay, which alone holds the keys, to the services."""
+        from playhooks.relay import Relay
+
+        monkeypatch.setenv("RELAY_PLAYFAB_KEY", SECRET_KEY)
+        monkeypatch.setenv("RELAY_PLAYCAMP_KEY", "key-1:relay-only")
+        with Emulator(playfab_secret_keys=[SECRET_KEY], playcamp_keys=["key-1:relay-only"]) as emulator:
+            config = tmp_path / "relay.toml"
+            config.write_text(
+                f'[playcamp]\nurl = "{emulator.url}"\napi_key_env = "RELAY_PLAYCAMP_KEY"\n'
+                f'[playfab]\ntitle_id = "ABCD"\nurl = "{emulator.url}"\nsecret_key_env = "RELAY_PLAYFAB_KEY"\n'
+                '[[ingest_keys]]\nkey = "ik_lighthouse_1"\ngame = "lighthouse"\n'
+            )
+            relay = Relay(str(config), spool_dir=str(tmp_path / "relay-spool")).start()
+            served = ServedInThread(relay)
+            try:
+                game_dir = game(installed, tmp_path)
+                script = game_dir / "game" / "00playhooks.rpy"
+                text = script.read_text().replace("define playhooks_relay_url = None", f'define playhooks_relay_url = "{served.url}"')
+                script.write_text(text.replace("define playhooks_ingest_key = None", 'define playhooks_ingest_key = "ik_lighthouse_1"'))
+                (game_dir / "game" / "zz_shipped.rpy").write_text("define config.developer = False\n")
+                result = play(game_dir, "branches", emulator, tmp_path / "home")  # the variables hold the server keys
+                assert "is a server secret, refused outside developer mode" in result.stderr + (game_dir / "log.txt").read_text(errors="replace")
+                assert emulator.wait_until(lambda e: len(e.events) == 4 and len(e.sessions) == 1, 20)
+                assert [name for name, _ in events(emulator)] == ["chapter_completed", "chose_stairs", "chose_wait", "ending_reached"]
+            finally:
+                served.stop()
+                relay.close(1)

@@ -1,6 +1,7 @@
 import pytest
 
-from relay_support import PLAYCAMP_SECRET, PLAYFAB_SECRET, SECRET_ENV, ServedInThread, write_config
+from helpers import ServedInThread
+from relay_support import PLAYCAMP_SECRET, PLAYFAB_SECRET, SECRET_ENV, write_config
 
 pytest.importorskip("waitress", reason="the relay's tests need its server: pip install -e '.[test]'")
 

@@ -6,7 +6,6 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -48,34 +47,6 @@ max_attempts = 10000
     with open(path, "w", encoding="utf-8") as file:
         file.write(text)
     return str(path)
-
-
-class ServedInThread:
-    """A WSGI application served by waitress on a thread of the test's process."""
-
-    def __init__(self, app):
-        import waitress
-
-        self.server = waitress.create_server(app, host="127.0.0.1", port=0, threads=4, asyncore_loop_timeout=0.05)
-        self.url = f"http://127.0.0.1:{self.server.effective_port}"
-        self._stopping = False
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self):
-        try:
-            self.server.run()
-        except (OSError, ValueError):  # a descriptor closed under the loop by stop(): it is ending
-            if not self._stopping:
-                raise
-
-    def stop(self):
-        self._stopping = True
-        self.server.close()
-        self.server.task_dispatcher.shutdown()
-        for channel in list(self.server._map.values()):  # the loop ends once nothing is left to watch
-            channel.close()
-        self._thread.join(5)
 
 
 def now_text(offset=0.0):
