@@ -85,6 +85,8 @@ def setup(
         if function not in callbacks:
             callbacks.append(function)
     _chain_label_callback(renpy)
+    if not any(isinstance(displayable, _focus_watcher_class(renpy)) for displayable in config.underlay):
+        config.underlay.append(_focus_watcher_class(renpy)())
 
 
 def _make_tracker(renpy: Any, relay_url: Optional[str], ingest_key: Optional[str]) -> Optional[playhooks.Tracker]:
@@ -150,6 +152,44 @@ def _chain_label_callback(renpy: Any) -> None:
 
     chained._playhooks = True  # type: ignore[attr-defined]
     config.label_callback = chained
+
+
+_FocusWatcher: Any = None
+
+
+def _focus_watcher_class(renpy: Any) -> Any:
+    """A displayable under every screen that sees the window's focus come and go: Ren'Py has no
+    callback for it. While the window has no input focus, or is minimized, playtime pauses."""
+    global _FocusWatcher
+    if _FocusWatcher is not None:
+        return _FocusWatcher
+    pygame = getattr(renpy, "pygame", None)
+    if pygame is None:
+        import pygame_sdl2 as pygame  # Ren'Py up to 8.4 names its binding so
+
+    focus_and_minimize = 2 | 4  # ACTIVEEVENT's states: input focus, and minimized
+
+    class FocusWatcher(renpy.display.core.Displayable):
+        def render(self, width: int, height: int, st: float, at: float) -> Any:
+            return renpy.display.render.Render(0, 0)
+
+        def event(self, ev: Any, x: int, y: int, st: float) -> None:
+            if ev.type == pygame.ACTIVEEVENT and getattr(ev, "state", 0) & focus_and_minimize:
+                (_resume if ev.gain else _pause)()
+            return None
+
+    _FocusWatcher = FocusWatcher
+    return FocusWatcher
+
+
+def _pause() -> None:
+    if _consented() and _state.session is not None:  # type: ignore[union-attr]
+        _state.tracker.on_session_pause(_state.session)  # type: ignore[union-attr]
+
+
+def _resume() -> None:
+    if _consented() and _state.session is not None:  # type: ignore[union-attr]
+        _state.tracker.on_session_resume(_state.session)  # type: ignore[union-attr]
 
 
 def _consented() -> bool:
@@ -244,12 +284,10 @@ class Facade:
         state.tracker.on_character_event(event_name, body=plain, session=state.session, **options)  # type: ignore[union-attr]
 
     def on_session_pause(self) -> None:
-        if _consented() and _state.session is not None:  # type: ignore[union-attr]
-            _state.tracker.on_session_pause(_state.session)  # type: ignore[union-attr]
+        _pause()
 
     def on_session_resume(self) -> None:
-        if _consented() and _state.session is not None:  # type: ignore[union-attr]
-            _state.tracker.on_session_resume(_state.session)  # type: ignore[union-attr]
+        _resume()
 
     def set_consent(self, value: bool) -> None:
         set_consent(value)

@@ -154,3 +154,16 @@ class TestShipped:
             finally:
                 served.stop()
                 relay.close(1)
+
+
+class TestFocus:
+    def test_while_the_window_has_no_focus_playtime_pauses(self, installed, tmp_path):
+        from datetime import datetime
+
+        game_dir = game(installed, tmp_path)
+        with Emulator() as emulator:
+            play(game_dir, "focus", emulator, tmp_path)
+            assert emulator.wait_until(lambda e: len(e.sessions) == 1, 10)
+        (session,) = emulator.sessions
+        wall = (datetime.fromisoformat(session["endedAt"][:-1]) - datetime.fromisoformat(session["startedAt"][:-1])).total_seconds()
+        assert wall - session["durationSeconds"] >= 1.5, session  # the two seconds without focus are not counted

@@ -34,3 +34,15 @@ testcase load_again:
     click
     pause 0.5
     $ renpy.quit()
+
+## The window loses focus for two seconds (as the system would tell it), then has it again:
+## those seconds are not playtime.
+testcase focus:
+    click
+    $ import pygame_sdl2
+    $ pygame_sdl2.event.set_allowed(pygame_sdl2.ACTIVEEVENT)
+    $ pygame_sdl2.event.post(pygame_sdl2.event.Event(pygame_sdl2.ACTIVEEVENT, state=2, gain=0))
+    pause 2.0
+    $ pygame_sdl2.event.post(pygame_sdl2.event.Event(pygame_sdl2.ACTIVEEVENT, state=2, gain=1))
+    pause 1.0
+    $ renpy.quit()
