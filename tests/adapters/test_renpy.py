@@ -68,7 +68,18 @@ def game(installed, tmp_path, consent=True):
 
 def play(game_dir, testcase, emulator, home):
     """Run a testcase of the game in the engine, sending directly to the emulator (developer mode)."""
-    environ = {
+    result = subprocess.run(command(game_dir, testcase), env=environment(emulator, home), capture_output=True, text=True, cwd=str(game_dir))
+    traceback = game_dir / "traceback.txt"
+    assert result.returncode == 0, (traceback.read_text() if traceback.exists() else "") + result.stderr[-3000:]
+    return result
+
+
+def command(game_dir, testcase):
+    return ["timeout", "120", "xvfb-run", "-a", "-s", "-screen 0 1280x720x24", engine(), str(game_dir), "test", testcase]
+
+
+def environment(emulator, home):
+    return {
         **os.environ,
         "HOME": str(home),
         "SDL_AUDIODRIVER": "dummy",
@@ -79,11 +90,6 @@ def play(game_dir, testcase, emulator, home):
         "PLAYHOOKS_PLAYCAMP_API_KEY": "key-1:renpy-test",
         "PLAYHOOKS_PLAYCAMP_URL": emulator.url,
     }
-    command = ["timeout", "120", "xvfb-run", "-a", "-s", "-screen 0 1280x720x24", engine(), str(game_dir), "test", testcase]
-    result = subprocess.run(command, env=environ, capture_output=True, text=True, cwd=str(game_dir))
-    traceback = game_dir / "traceback.txt"
-    assert result.returncode == 0, (traceback.read_text() if traceback.exists() else "") + result.stderr[-3000:]
-    return result
 
 
 def events(emulator):
@@ -167,3 +173,27 @@ class TestFocus:
         (session,) = emulator.sessions
         wall = (datetime.fromisoformat(session["endedAt"][:-1]) - datetime.fromisoformat(session["startedAt"][:-1])).total_seconds()
         assert wall - session["durationSeconds"] >= 1.5, session  # the two seconds without focus are not counted
+
+
+class TestCrash:
+    def test_a_session_the_game_crashed_in_is_sent_on_the_next_launch(self, installed, tmp_path):
+        """Killed without a chance to say anything (as a crash): its last checkpoint is the session, sent next time."""
+        import signal
+
+        from helpers import wait_for
+
+        game_dir = game(installed, tmp_path)
+        checkpoints = game_dir / "game" / "saves" / "playhooks" / "sessions"
+        with Emulator() as emulator:
+            process = subprocess.Popen(
+                command(game_dir, "linger"), env=environment(emulator, tmp_path), cwd=str(game_dir),
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            )  # fmt: skip
+            try:
+                assert wait_for(lambda: checkpoints.is_dir() and any(checkpoints.iterdir()), 30), "no checkpoint was written"
+            finally:
+                os.killpg(process.pid, signal.SIGKILL)  # the engine, Xvfb and all: nothing runs at exit
+                process.wait(10)
+            assert emulator.sessions == []
+            play(game_dir, "relaunch", emulator, tmp_path)
+            assert emulator.wait_until(lambda e: any(s.get("metadata", {}).get("playhooks_recovered") for s in e.sessions), 10)

@@ -46,3 +46,18 @@ testcase focus:
     $ pygame_sdl2.event.post(pygame_sdl2.event.Event(pygame_sdl2.ACTIVEEVENT, state=2, gain=1))
     pause 1.0
     $ renpy.quit()
+
+## Play on, until something outside ends the process (the tests kill it, as a crash would).
+testcase linger:
+    click
+    pause 4.0
+    pause 4.0
+    pause 4.0
+    pause 4.0
+    pause 4.0
+    $ renpy.quit()
+
+## Start, and quit at once: what a crashed run left is sent now.
+testcase relaunch:
+    pause 1.0
+    $ renpy.quit()
