@@ -87,8 +87,19 @@ def owner_is_alive(owner: str, heartbeat_age: Optional[float]) -> bool:
                 return False
             except (PermissionError, OverflowError):
                 pass  # it exists under another user; or a pid no process can have
+            if _is_zombie(pid):
+                return False  # killed, and not yet reaped by a parent that died with it
     # Another namespace, or a pid that may have been reused: only a fresh heartbeat says alive.
     return heartbeat_age is not None and heartbeat_age < STALE_OWNER_SECONDS
+
+
+def _is_zombie(pid: int) -> bool:
+    """Whether ``pid`` has ended but is still listed (Linux says so in /proc; elsewhere: no)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as file:
+            return file.read().rpartition(b")")[2].split()[:1] == [b"Z"]
+    except OSError:
+        return False
 
 
 def beat(path: str) -> None:

@@ -14,7 +14,7 @@ import pytest
 
 from playhooks import _owners
 
-from helpers import API_KEY, ROOT
+from helpers import API_KEY, ROOT, wait_for
 
 GAME = textwrap.dedent(
     """
@@ -76,6 +76,18 @@ class TestOwnerIds:
         _owners.retire_owner(owner)
         pid, namespace, token = owner.split(".")
         assert (str(os.getpid()), _owners.NAMESPACE, 12) == (pid, namespace, len(token))
+
+    @pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="zombies are read from Linux's /proc")
+    def test_a_killed_process_not_yet_reaped_is_dead(self):
+        """A game killed with its launcher stays listed as a zombie until someone reaps it: its
+        claims and its open session must not wait for that."""
+        child = subprocess.Popen([sys.executable, "-c", "pass"])
+        owner = f"{child.pid}.{_owners.NAMESPACE}.0123456789ab"
+        try:
+            assert wait_for(lambda: _owners._is_zombie(child.pid), 10)  # ended; this test has not reaped it
+            assert not _owners.owner_is_alive(owner, heartbeat_age=0.0)
+        finally:
+            child.wait()
 
     def test_another_namespace_is_alive_while_its_heartbeat_is_fresh(self):
         """Its pid means nothing here: only the heartbeat decides."""
