@@ -61,7 +61,7 @@ def install(game_dir: str, python: str = DEFAULT_PYTHON, pip: Sequence[str] = (s
         wheels = _download(list(REQUIREMENTS), python, work, pip)
         wheels += _download(_missing_backports(wheels, python), python, work, pip)
         staged = os.path.join(work, "staged")
-        for wheel in wheels:
+        for wheel in _needed(wheels, python):
             _unpack(wheel, staged)
         _copy_playhooks(os.path.join(staged, "playhooks"))
         names = sorted(os.listdir(staged))
@@ -126,6 +126,25 @@ def _missing_backports(wheels: List[str], python: str) -> List[str]:
                 missing.append(spec.strip())
                 have.add(_normal(name.group(1)))
     return missing
+
+
+def _needed(wheels: List[str], python: str) -> List[str]:
+    """The wheels the requirements need on ``python``: pip, judging markers by the host's Python,
+    may have fetched a backport the engine does not need (``exceptiongroup`` for 3.12)."""
+    by_name = {_normal(os.path.basename(wheel).split("-")[0]): wheel for wheel in wheels}
+    waiting = [_normal(_NAME.match(requirement).group(1)) for requirement in REQUIREMENTS]  # type: ignore[union-attr]
+    needed: Dict[str, str] = {}
+    while waiting:
+        name = waiting.pop()
+        if name in needed or name not in by_name:
+            continue
+        needed[name] = by_name[name]
+        for requirement in _requires(by_name[name]):
+            spec, _, marker = requirement.partition(";")
+            match = _NAME.match(spec.strip())
+            if match and "extra" not in marker and _holds(marker, python):
+                waiting.append(_normal(match.group(1)))
+    return sorted(needed.values())
 
 
 def _requires(wheel: str) -> List[str]:
