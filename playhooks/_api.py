@@ -22,6 +22,11 @@ def _not_json(constant: str) -> Any:
 _JSON = json.JSONDecoder(parse_constant=_not_json)
 
 
+def is_json(environ: Mapping[str, Any]) -> bool:
+    """Whether a WSGI request says its body is JSON (``application/json``, any parameters)."""
+    return str(environ.get("CONTENT_TYPE", "")).split(";")[0].strip().lower() == "application/json"
+
+
 def parse_json(raw: bytes) -> Any:
     """Strict JSON, in any encoding ``json.loads`` takes.
 

@@ -51,6 +51,7 @@ from . import _wire
 from ._api import (
     STATUS_LINES,
     bulk_envelope_problem,
+    is_json,
     parse_json,
     playcamp_body,
     playcamp_code,
@@ -540,7 +541,7 @@ class Emulator:
                     headers=(("Retry-After", str(wait)),),
                 )
             )
-        if environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower() != "application/json":
+        if not is_json(environ):
             raise _Refused(_playfab_error(400, "InvalidContentType", 1144, "Content-Type must be application/json"))
         try:
             data = parse_json(raw)

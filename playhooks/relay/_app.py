@@ -20,7 +20,15 @@ import uuid
 from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple
 
 from .. import _wire
-from .._api import STATUS_LINES, bulk_envelope_problem, parse_json, playcamp_body, playcamp_validation_body, playfab_error_body
+from .._api import (
+    STATUS_LINES,
+    bulk_envelope_problem,
+    is_json,
+    parse_json,
+    playcamp_body,
+    playcamp_validation_body,
+    playfab_error_body,
+)
 from .._errors import ConfigurationError, PayloadError
 from .._payloads import EVENT_ID_KEY
 from .._retry import RetryPolicy
@@ -265,7 +273,8 @@ class Relay:
         envelope = bulk_envelope_problem(data)
         if envelope is not None:
             raise _Refusal(400, "invalid", envelope[1], field=envelope[0])
-        results: List[Dict[str, Any]] = []
+        models = _models()
+        results: List[Any] = []
         keep: List[Tuple[str, str, Dict[str, Any]]] = []
         for index, item in enumerate(data["sessions"]):
             if isinstance(item, dict):  # what the envelope says holds for each session
@@ -277,15 +286,15 @@ class Relay:
                 self._count("rejected", service="playcamp", reason=reason)
                 session_id = item.get("sessionId") if isinstance(item, dict) else None
                 name = session_id if isinstance(session_id, str) and session_id else f"sessions[{index}]"
-                results.append({"sessionId": name, "status": "FAILED", "error": f"{field}: {rule}"})
+                results.append(models.BulkItemResult(name, "FAILED", f"{field}: {rule}"))
                 continue
             keep.append((session.session_id, "session", item))
-            results.append({"sessionId": session.session_id, "status": "SUCCESS"})
+            results.append(models.BulkItemResult(session.session_id, "SUCCESS"))
         self._limit_players(sorted({payload[2]["userId"] for payload in keep}))
         self._store("playcamp", keep)
-        failed = sum(result["status"] == "FAILED" for result in results)
-        summary = {"totalRequested": len(results), "successful": len(results) - failed, "failed": failed, "skipped": 0}
-        return 200, {"data": {**summary, "results": results}}, []
+        failed = sum(result.status == "FAILED" for result in results)
+        summary = models.BulkPlaytimeResult(len(results), len(results) - failed, failed, 0, results)
+        return 200, _wire.playcamp_envelope(summary), []
 
     def _event(self, environ: Dict[str, Any]) -> Answer:
         self._authorize(environ, "playfab")
@@ -305,7 +314,7 @@ class Relay:
         event_id = body.get(EVENT_ID_KEY) if isinstance(body, dict) else None
         event_id = event_id if isinstance(event_id, str) and event_id else uuid.uuid4().hex
         self._store("playfab", [(event_id, "event", data)])
-        return 200, {"code": 200, "status": "OK", "data": {"EventId": event_id}}, []
+        return 200, _wire.playfab_envelope(_models().CharacterEventResult(event_id=event_id)), []
 
     # -- the steps -------------------------------------------------------------------------------
 
@@ -331,7 +340,7 @@ class Relay:
             length = -1
         if length > limit:
             raise _Refusal(413, "too_large", f"the body is over {limit} bytes")
-        if environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower() != "application/json":
+        if not is_json(environ):
             raise _Refusal(415, "unsupported_media_type", "Content-Type must be application/json")
         raw = environ["wsgi.input"].read(length if length >= 0 else limit + 1)
         if len(raw) > limit:
