@@ -18,7 +18,7 @@ from .._retry import DELIVERED, Outcome, RetryPolicy
 from .._sender import Sender
 from .._services import DeliverySink, PlayCamp, PlayFab
 from .._settings import _user_data_folder
-from .._spool import Record, Spool
+from .._spool import Record, Spool, _remove
 from .._stats import Counters, logger
 from ._config import RelayConfig
 
@@ -266,13 +266,6 @@ def _transport(config: RelayConfig) -> Any:
     from .._transport import Transport
 
     return Transport(config.connect_timeout, config.read_timeout, config.max_in_flight)
-
-
-def _remove(path: str) -> None:
-    try:
-        os.remove(path)
-    except OSError:
-        pass
 
 
 def _default_folder() -> str:
