@@ -219,17 +219,7 @@ def _start_session() -> None:
     state = _state
     with _lock:
         if state.session is None or state.session.ended:  # type: ignore[union-attr]
-            state.session = state.tracker.on_session_start(**_session_options(state))  # type: ignore[union-attr]
-
-
-def _session_options(state: _State) -> Dict[str, Any]:
-    options = state.options
-    return {
-        "user_id": options["user_id"],
-        "platform": options["platform"],
-        "playfab_id": options["playfab_id"],
-        "character_id": options["character_id"],
-    }
+            state.session = state.tracker.on_session_start(**state.options)  # type: ignore[union-attr]
 
 
 def _flush() -> None:
