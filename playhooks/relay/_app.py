@@ -323,12 +323,13 @@ class Relay:
         key = key.strip()
         if scheme.lower() != "bearer" or not key:
             raise _Refusal(401, "unauthorized", "send the game's ingest key: Authorization: Bearer KEY", challenge=CHALLENGE)
-        ingest = self.config.key(key)
+        digest = key_digest(key)  # the lookup's and the rate limit's name for the key: worked out once
+        ingest = self.config.keys.get(digest)
         if ingest is None:
             raise _Refusal(401, "unauthorized", "unknown or revoked ingest key", challenge=CHALLENGE + ', error="invalid_token"')
         if service not in ingest.services or service not in self._recent:  # (a service added by a reload waits for a restart)
             raise _Refusal(403, "forbidden", f"this ingest key may not send to {service}")
-        wait = self._limiters[0].check(key_digest(key))
+        wait = self._limiters[0].check(digest)
         if wait is not None:
             raise _Refusal(429, "rate_limited_key", "too many requests for this ingest key", retry_after=wait)
 
