@@ -23,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from ._errors import ConfigurationError
 
@@ -56,7 +56,7 @@ def install(game_dir: str, python: str = DEFAULT_PYTHON, pip: Sequence[str] = (s
     if python not in ENGINE_PYTHONS:
         raise ConfigurationError(f"--python: must be one of {', '.join(ENGINE_PYTHONS)} (got {python!r})")
     target = packages_folder(game_dir)
-    previous = _read_manifest(target)
+    previous, script = _read_manifest(target)
     with tempfile.TemporaryDirectory(prefix="playhooks-renpy-") as work:
         wheels = _download(list(REQUIREMENTS), python, work, pip)
         wheels += _download(_missing_backports(wheels, python), python, work, pip)
@@ -75,7 +75,7 @@ def install(game_dir: str, python: str = DEFAULT_PYTHON, pip: Sequence[str] = (s
             _remove(os.path.join(target, name))
         for name in names:
             shutil.move(os.path.join(staged, name), os.path.join(target, name))
-    script = _write_script(game_dir, _read_manifest_field(target, "script"))
+    script = _write_script(game_dir, script)
     _write_manifest(target, {"python": python, "added": names, "script": script})
     return names
 
@@ -83,9 +83,9 @@ def install(game_dir: str, python: str = DEFAULT_PYTHON, pip: Sequence[str] = (s
 def uninstall(game_dir: str) -> List[str]:
     """Remove what ``install`` added (and nothing else); returns what was removed."""
     target = packages_folder(game_dir)
-    added = _read_manifest(target)
+    added, installed_script = _read_manifest(target)
     script = os.path.join(game_dir, "game", SCRIPT)
-    if _digest(script) == _read_manifest_field(target, "script"):  # a creator's edits stay
+    if _digest(script) == installed_script:  # a creator's edits stay
         _remove(script)
     for name in added:
         _remove(os.path.join(target, name))
@@ -214,25 +214,19 @@ def _digest(path: str) -> Optional[str]:
         return None
 
 
-def _read_manifest_field(target: str, field: str) -> Any:
+def _read_manifest(target: str) -> Tuple[List[str], Optional[str]]:
+    """What an earlier install added to ``target``, and the digest of the drop-in it wrote."""
     try:
         with open(os.path.join(target, MANIFEST), encoding="utf-8") as file:
-            value = json.load(file).get(field)
-    except (OSError, ValueError, AttributeError):
-        return None
-    return value if isinstance(value, str) else None
-
-
-def _read_manifest(target: str) -> List[str]:
-    try:
-        with open(os.path.join(target, MANIFEST), encoding="utf-8") as file:
-            added = json.load(file).get("added", [])
+            manifest = json.load(file)
+        added, script = manifest.get("added", []), manifest.get("script")
     except FileNotFoundError:
-        return []
+        return [], None
     except (OSError, ValueError, AttributeError) as error:
         raise ConfigurationError(f"{os.path.join(target, MANIFEST)}: unreadable ({error}): remove what playhooks added by hand") from None
     # Names only: a manifest is a file anyone could edit, and must never point outside the folder.
-    return [name for name in added if isinstance(name, str) and name and os.path.basename(name) == name and name not in (".", "..")]
+    names = [name for name in added if isinstance(name, str) and name and os.path.basename(name) == name and name not in (".", "..")]
+    return names, script if isinstance(script, str) else None
 
 
 def _write_manifest(target: str, manifest: Dict[str, object]) -> None:
