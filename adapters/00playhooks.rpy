@@ -31,7 +31,7 @@ define playhooks_platform = None
 
 ## -- playhooks' part ------------------------------------------------------------------------------
 
-default _playhooks_run = None
+default _playhooks_run = _playhooks_adapter.new_run()
 default _playhooks_seq = 0
 
 ## After the settings above, which are set at init 0.

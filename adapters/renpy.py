@@ -130,7 +130,7 @@ def _platform(renpy: Any) -> str:
 
 
 def _chain_label_callback(renpy: Any) -> None:
-    """See each label reached: ``start`` begins a new run. 8.0 has one callback (chained, never
+    """See each label reached: a session starts at ``start``. 8.0 has one callback (chained, never
     replaced); 8.1+ a list."""
     config = renpy.config
     try:
@@ -198,13 +198,14 @@ def _consented() -> bool:
     return bool(renpy.game.persistent.playhooks_consent) and _state is not None and _state.tracker is not None
 
 
-def _label(name: str, abnormal: bool) -> None:
-    import renpy
+def new_run() -> str:
+    """A new game's run: the ``default`` of ``_playhooks_run``. Set with the store before the
+    first statement, so a load or a reload that resumes at ``start`` restores it. (Set when
+    ``start`` is reached, a resume there rolled it back and made another run, sending again.)"""
+    return uuid.uuid4().hex
 
-    store = renpy.store
-    if name == "start" and store._playhooks_run is None:  # a new game (its store was just reset)
-        store._playhooks_run = uuid.uuid4().hex
-        store._playhooks_seq = 0
+
+def _label(name: str, abnormal: bool) -> None:
     if name == "start":
         _start_session()
 
