@@ -10,7 +10,7 @@ define k = Character("Keeper")
 label start:
     scene black
     e "The lighthouse has been dark for a week."
-    k "Someone has to climb the stairs."
+    k "Someone has to go up there."
     $ playhooks.on_character_event("chapter_completed", character_id="eileen", body={"chapter": 1})
 
     menu:
