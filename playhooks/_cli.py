@@ -47,7 +47,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     renpy_install = renpy_commands.add_parser("install", help="playhooks and its dependencies into GAME_DIR/game/python-packages")
     renpy_install.add_argument("game_dir", metavar="GAME_DIR", help="the Ren'Py project (the folder that holds game/)")
     renpy_install.add_argument(
-        "--python", choices=["3.9", "3.12"], default="3.9", help="the engine's Python: 3.9 for Ren'Py 8.0 to 8.3 (default), 3.12 for 8.4 and later"
+        "--python",
+        choices=["3.9", "3.12"],
+        help="the engine's Python: 3.9 for Ren'Py 8.0 to 8.3, 3.12 for 8.4 and later"
+        " (default: the Python of the SDK the game is in, else 3.9)",
     )
     renpy_uninstall = renpy_commands.add_parser("uninstall", help="remove exactly what install added")
     renpy_uninstall.add_argument("game_dir", metavar="GAME_DIR", help="the Ren'Py project")
@@ -136,12 +139,21 @@ def _relay(arguments: argparse.Namespace) -> int:
 
 def _renpy(arguments: argparse.Namespace) -> int:
     from ._errors import ConfigurationError
-    from ._renpy_install import install, packages_folder, uninstall
+    from ._renpy_install import DEFAULT_PYTHON, ENGINE_PYTHONS, engine_python, install, packages_folder, uninstall
 
     try:
         if arguments.renpy_command == "install":
-            added = install(arguments.game_dir, arguments.python)
-            print(f"playhooks renpy: into {packages_folder(arguments.game_dir)} for Python {arguments.python}: {', '.join(added)}")
+            found = engine_python(arguments.game_dir)
+            python = arguments.python or (found[0] if found else DEFAULT_PYTHON)
+            if found is None:
+                why = f"no Ren'Py SDK found with the game, so {ENGINE_PYTHONS[python]}; --python to choose"
+            elif python != found[0]:
+                why = f"as asked, though {found[1]} runs Python {found[0]}"
+            else:
+                why = f"for {found[1]}"
+            print(f"playhooks renpy: Python {python} ({why})")
+            added = install(arguments.game_dir, python)
+            print(f"playhooks renpy: into {packages_folder(arguments.game_dir)}: {', '.join(added)}")
         else:
             removed = uninstall(arguments.game_dir)
             print(f"playhooks renpy: removed {', '.join(removed) if removed else 'nothing (playhooks was not installed there)'}")

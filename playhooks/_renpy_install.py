@@ -46,6 +46,51 @@ def packages_folder(game_dir: str) -> str:
     return os.path.join(game, "python-packages")
 
 
+def engine_python(game_dir: str) -> Optional[Tuple[str, str]]:
+    """The Python of the Ren'Py engine found with the game, and which engine and where: the one a
+    built game carries (``GAME_DIR/renpy``), or the SDK the project sits in (``GAME_DIR/../renpy``).
+    None when neither is there (a project kept apart from its SDK, or a system's Ren'Py).
+
+    Raises:
+        ConfigurationError: the engine found is Ren'Py 7, on Python 2.
+    """
+    for folder in (os.path.abspath(game_dir), os.path.dirname(os.path.abspath(game_dir))):
+        version = _renpy_version(folder)
+        if version is None:
+            continue
+        name = "Ren'Py " + ".".join(str(part) for part in version)
+        if version < (8,):
+            raise ConfigurationError(f"{folder}: {name} runs Python 2.7; playhooks needs Ren'Py 8 or later")
+        return ("3.9" if version < (8, 4) else "3.12"), f"{name} in {folder}"
+    return None
+
+
+def _renpy_version(folder: str) -> Optional[Tuple[int, ...]]:
+    """The version of the engine in ``folder/renpy``: ``vc_version.py`` names it from 8.1 on; up to
+    8.0 it is ``renpy/__init__.py``'s ``version_tuple``, and the source that builds 8.0 also builds
+    7.5 (on Python 2), told apart by the binaries under ``lib/``."""
+    package = os.path.join(folder, "renpy")
+    named = re.search(r"""^version\s*=\s*["'](\d+)\.(\d+)\.(\d+)""", _text(os.path.join(package, "vc_version.py")), re.MULTILINE)
+    if named:
+        return tuple(int(part) for part in named.groups())
+    tuples = re.findall(r"version_tuple\s*=\s*\((\d+),\s*(\d+),\s*(\d+)", _text(os.path.join(package, "__init__.py")))
+    versions = sorted(tuple(int(part) for part in each) for each in tuples)
+    if not versions:
+        return None
+    binaries = os.listdir(os.path.join(folder, "lib")) if os.path.isdir(os.path.join(folder, "lib")) else []
+    if any(name.startswith("py2-") for name in binaries) and not any(name.startswith("py3-") for name in binaries):
+        return versions[0]
+    return versions[-1]
+
+
+def _text(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as file:
+            return file.read()
+    except (OSError, UnicodeDecodeError):
+        return ""
+
+
 def install(game_dir: str, python: str = DEFAULT_PYTHON, pip: Sequence[str] = (sys.executable, "-m", "pip")) -> List[str]:
     """Put playhooks and its dependencies for ``python`` into the game; returns what was added.
 

@@ -14,7 +14,7 @@ import pytest
 
 from playhooks import ConfigurationError
 from playhooks._cli import main
-from playhooks._renpy_install import MANIFEST, install, uninstall
+from playhooks._renpy_install import MANIFEST, engine_python, install, uninstall
 
 from helpers import PLAYER, SECRET_KEY
 
@@ -85,6 +85,69 @@ class TestInstall:
         os.makedirs(tmp_path / "game")
         with pytest.raises(ConfigurationError, match="--python: must be one of 3.9, 3.12"):
             install(str(tmp_path), "3.10")
+
+
+def sdk(folder, lib, vc_version=None, init=None):
+    """A Ren'Py engine's folder as the SDK and built games have it: its ``renpy`` package (only
+    the files that name its version, as the engines write them) and its binaries' folders."""
+    os.makedirs(folder / "renpy")
+    for name in lib:
+        os.makedirs(folder / "lib" / name)
+    if vc_version:
+        (folder / "renpy" / "vc_version.py").write_text(f"branch = 'fix'\nnightly = False\nofficial = True\nversion = '{vc_version}'\n")
+    if init:
+        (folder / "renpy" / "__init__.py").write_text(textwrap.dedent(init))
+    return folder
+
+
+ENGINE_8_0 = """\
+    if PY2:
+        version_tuple = (7, 5, 3, vc_version)
+        version_name = "Pure Sunshine"
+    else:
+        version_tuple = (8, 0, 3, vc_version)
+        version_name = "Heck Freezes Over"
+"""
+
+
+class TestTheEnginesPython:
+    """Found with the game, the engine says which Python the packages are for."""
+
+    def test_a_project_in_an_8_3_sdk_gets_3_9(self, tmp_path):
+        project = sdk(tmp_path / "renpy-8.3.4-sdk", ["py3-linux-x86_64"], vc_version="8.3.4.24120703") / "lighthouse"
+        os.makedirs(project / "game")
+        assert engine_python(str(project)) == ("3.9", f"Ren'Py 8.3.4 in {tmp_path / 'renpy-8.3.4-sdk'}")
+
+    def test_a_built_8_4_game_gets_3_12(self, tmp_path):
+        game_dir = sdk(tmp_path / "lighthouse-1.0-pc", ["py3-linux-x86_64"], vc_version="8.4.1.25072401")
+        os.makedirs(game_dir / "game")
+        assert engine_python(str(game_dir))[0] == "3.12"
+
+    def test_8_0_is_read_from_its_version_tuple(self, tmp_path):
+        project = sdk(tmp_path / "renpy-8.0.3-sdk", ["py3-linux-x86_64", "py3-windows-x86_64"], init=ENGINE_8_0) / "lighthouse"
+        assert engine_python(str(project)) == ("3.9", f"Ren'Py 8.0.3 in {tmp_path / 'renpy-8.0.3-sdk'}")
+
+    def test_ren_py_7_on_python_2_is_refused_by_name(self, tmp_path):
+        project = sdk(tmp_path / "renpy-7.5.3-sdk", ["py2-linux-x86_64"], init=ENGINE_8_0) / "lighthouse"
+        with pytest.raises(ConfigurationError, match=r"Ren'Py 7\.5\.3 runs Python 2\.7; playhooks needs Ren'Py 8"):
+            engine_python(str(project))
+
+    def test_without_an_sdk_nothing_is_found(self, tmp_path):
+        os.makedirs(tmp_path / "lighthouse" / "game")
+        assert engine_python(str(tmp_path / "lighthouse")) is None
+
+    def test_install_uses_what_it_found_and_says_so(self, tmp_path, capsys):
+        project = sdk(tmp_path / "renpy-8.4.1-sdk", ["py3-linux-x86_64"], vc_version="8.4.1.25072401") / "lighthouse"
+        os.makedirs(project / "game")
+        assert main(["renpy", "install", str(project)]) == 0
+        assert "Python 3.12 (for Ren'Py 8.4.1 in" in capsys.readouterr().out
+        manifest = json.loads((packages(project) / MANIFEST).read_text())
+        assert manifest["python"] == "3.12" and not any(name.startswith("exceptiongroup") for name in manifest["added"])
+
+    def test_without_an_sdk_install_says_what_it_chose(self, tmp_path, capsys):
+        os.makedirs(tmp_path / "game")
+        assert main(["renpy", "install", str(tmp_path)]) == 0
+        assert "Python 3.9 (no Ren'Py SDK found with the game, so Ren'Py 8.0 to 8.3; --python to choose)" in capsys.readouterr().out
 
 
 class TestTheDropIn:
