@@ -109,8 +109,9 @@ class TestInTheEngine:
         with Emulator() as emulator:
             play(engine, game_dir, "branches", emulator)
             assert glob.glob(str(game_dir / "game" / "saves" / "1-1-*.save")), "the save did not succeed"
+            assert len(emulator.events) == 4 and len(emulator.sessions) == 1  # the quit flushed: nothing waits for a next launch
             play(engine, game_dir, "load_again", emulator)
-            assert emulator.wait_until(lambda e: len(e.sessions) == 2, 10)
+            assert len(emulator.sessions) == 2
             assert events(emulator) == [
                 ("chapter_completed", {"chapter": 1}),
                 ("chose_stairs", {}),
@@ -119,6 +120,7 @@ class TestInTheEngine:
             ]
             assert all(1 <= session["durationSeconds"] <= 120 for session in emulator.sessions), emulator.sessions
             assert len({session["userId"] for session in emulator.sessions}) == 1  # one anonymous id per install
+            assert {session["platform"] for session in emulator.sessions} == {"Other"}  # the engine's, on Linux
             assert emulator.counters["duplicates"] == 0
 
     def test_a_reload_neither_sends_again_nor_ends_the_session(self, engine, installed, place):
@@ -140,6 +142,18 @@ class TestInTheEngine:
             play(engine, game_dir, "branches", emulator)
             assert emulator.requests == []
         assert not glob.glob(str(game_dir / "game" / "saves" / "playhooks" / "**" / "*.jsonl"), recursive=True)
+
+    def test_a_player_who_turns_sharing_off_in_the_preference_is_not_recorded_from_then_on(self, engine, installed, place):
+        """The `playhooks_preference` screen's "No": the session ends there, the choice after it
+        is not sent, and the next launch (the choice is kept in persistent) sends nothing."""
+        game_dir = game(installed, place)
+        with Emulator() as emulator:
+            play(engine, game_dir, "preference", emulator)
+            assert events(emulator) == [("chapter_completed", {"chapter": 1})]
+            assert len(emulator.sessions) == 1
+            before = len(emulator.requests)
+            play(engine, game_dir, "relaunch", emulator)
+            assert len(emulator.requests) == before
 
     def test_install_finds_the_engines_python_in_the_sdk_the_game_is_in(self, engine, tmp_path):
         from playhooks._renpy_install import engine_python
@@ -228,3 +242,32 @@ class TestCrash:
             assert emulator.sessions == []
             play(engine, game_dir, "relaunch", emulator)
             assert emulator.wait_until(lambda e: any(s.get("metadata", {}).get("playhooks_recovered") for s in e.sessions), 10)
+
+
+class TestBuildsThatCannotRunHere:
+    """Android, iOS and web builds need devices or SDK parts this machine has not: what the
+    adapter makes of the engine's flags, read from a stand-in for the `renpy` module."""
+
+    @pytest.mark.parametrize("flag, platform", [("android", "Android"), ("ios", "iOS"), ("emscripten", "Web"), (None, "Other")])
+    def test_the_platform_is_the_engines(self, flag, platform):
+        from types import SimpleNamespace
+
+        from playhooks.adapters.renpy import _platform
+
+        engine = SimpleNamespace(android=False, ios=False, emscripten=False)
+        if flag:
+            setattr(engine, flag, True)
+        assert _platform(engine) == platform
+
+    def test_a_web_build_runs_without_playhooks_and_says_so_once(self, capsys):
+        """No threads or sockets there: no tracker is made, and the game runs on."""
+        import threading
+        from types import SimpleNamespace
+
+        from playhooks.adapters.renpy import _make_tracker
+
+        engine = SimpleNamespace(emscripten=True, config=SimpleNamespace(savedir="saves", developer=False))
+        threads = threading.active_count()
+        assert _make_tracker(engine, "https://telemetry.example.com", "ik_lighthouse_1") is None
+        assert threading.active_count() == threads
+        assert capsys.readouterr().err == "playhooks: disabled in web builds (no threads, no sockets): nothing is recorded\n"

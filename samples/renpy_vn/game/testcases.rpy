@@ -36,6 +36,18 @@ testcase reload:
     click until label lamp
     $ renpy.quit()
 
+## The player turns sharing off in the preference playhooks gives creators, then plays on.
+testcase preference:
+    click until move (0.5, 0.5) pattern "Climb the stairs"
+    run Show("playhooks_preference")
+    pause 1.0
+    click until "No" pos (0.5, 0.5)
+    run Hide("playhooks_preference")
+    click until "Climb the stairs" pos (0.5, 0.5)
+    click until label lamp
+    pause 0.5
+    $ renpy.quit()
+
 ## The window loses focus for two seconds (as the system would tell it), then has it again:
 ## those seconds are not playtime.
 testcase focus:
