@@ -109,6 +109,7 @@ class TestInTheEngine:
         with Emulator() as emulator:
             play(engine, game_dir, "branches", emulator)
             assert glob.glob(str(game_dir / "game" / "saves" / "1-1-*.save")), "the save did not succeed"
+            assert glob.glob(str(game_dir / "game" / "saves" / "auto-1-*.save")), "the autosave did not succeed"
             assert len(emulator.events) == 4 and len(emulator.sessions) == 1  # the quit flushed: nothing waits for a next launch
             play(engine, game_dir, "load_again", emulator)
             assert len(emulator.sessions) == 2

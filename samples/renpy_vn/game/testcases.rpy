@@ -14,6 +14,7 @@ testcase branches:
     run Rollback() until "Wait for morning" pos (0.5, 0.5)
     click until move (0.5, 0.5) pattern "Next time, then."
     run FileSave(1, confirm=False)
+    $ renpy.force_autosave(block=True)
     pause 0.5
     run FileLoad(1, confirm=False)
     pause 1.0
