@@ -9,6 +9,8 @@
     tracker.close()
 """
 
+__version__ = "0.1.0"
+
 from ._default import (
     configure,
     on_character_event,

@@ -1,4 +1,4 @@
-"""The ``playhooks`` command: ``playhooks demo``, ``playhooks emulate``, ``playhooks relay``."""
+"""The ``playhooks`` command: ``demo``, ``emulate``, ``relay``, ``renpy`` and ``spool``, and ``--version``."""
 
 import argparse
 import math
@@ -18,7 +18,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    from . import __version__, _spool_cli
+
     parser = _Parser(prog="playhooks", description="Play-session telemetry for Python games.")
+    parser.add_argument("--version", action="version", version=f"playhooks {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("demo", help="play a simulated session and print the payloads it sends")
     emulate = commands.add_parser("emulate", help="serve local stand-ins of the PlayCamp and PlayFab APIs")
@@ -54,6 +57,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     )
     renpy_uninstall = renpy_commands.add_parser("uninstall", help="remove exactly what install added")
     renpy_uninstall.add_argument("game_dir", metavar="GAME_DIR", help="the Ren'Py project")
+    _spool_cli.add_parser(commands)
     arguments = parser.parse_args(argv)
     if arguments.command == "demo":
         from ._demo import run
@@ -63,6 +67,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         return _relay(arguments)
     if arguments.command == "renpy":
         return _renpy(arguments)
+    if arguments.command == "spool":
+        return _spool_cli.run(arguments)
     return _emulate(arguments)
 
 

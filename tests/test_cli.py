@@ -16,6 +16,18 @@ def run(*arguments, cwd=None):
     )
 
 
+class TestVersion:
+    def test_version_is_the_packages(self):
+        import configparser
+
+        import playhooks
+
+        assert run("-m", "playhooks", "--version").stdout == f"playhooks {playhooks.__version__}\n"
+        setup = configparser.ConfigParser()
+        setup.read(os.path.join(ROOT, "setup.cfg"))
+        assert setup["metadata"]["version"] == "attr: playhooks.__version__"  # one place to change it
+
+
 class TestDemo:
     def test_demo_prints_a_session_and_its_events(self):
         """`playhooks demo` plays a simulated session and prints valid payloads for both services."""
