@@ -180,7 +180,8 @@ class PygameAdapter:
         errors = stats.get("last_error") or {}
         lines = [
             f"playhooks  session {seconds // 60:d}:{seconds % 60:02d}  {state}",
-            f"sent {stats.get('sent', stats.get('delivered', 0))}  pending {stats.get('pending', 0)}"
+            f"sent {stats['confirmed_by_service'] if stats.get('spool_folder') else stats.get('handed_to_sinks', 0)}"
+            f"  pending {stats.get('pending', 0)}"
             f"  dropped {sum(stats.get('dropped', {}).values())}",
         ]
         for sink, error in sorted(errors.items()):

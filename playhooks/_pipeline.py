@@ -123,11 +123,11 @@ class Pipeline:
             except Exception as error:
                 failed.update(map(id, chosen))
                 self._counters.drop(SINK_ERROR, f"{safe_repr(sink)} raised {safe_repr(error, 200)}", len(chosen))
+        self._counters.add("handed_to_sinks", len(taken) - len(failed))
         if self._delivery:
             self._keep_for_commit(payloads, taken)
         if len(payloads) > len(taken):
             self._counters.drop(NO_SINK, "no sink takes them: give the Tracker a sink", len(payloads) - len(taken))
-        self._counters.add("delivered", len(taken) - len(failed))
 
     def _keep_for_commit(self, payloads: List[Payload], taken: set) -> None:
         from ._spool import Record
@@ -155,7 +155,7 @@ class Pipeline:
             for name, records in unwritten.items():
                 if records:
                     on_disk = self._spool.put(name, records, due=self._now()) and on_disk  # type: ignore[union-attr]
-                    self._counters.add("spooled", len(records))
+                    self._counters.add("written_to_spool", len(records))
             for session_id in ending:
                 self._ended[session_id] = None  # no checkpoint may bring it back
                 if len(self._ended) > _ENDED_REMEMBERED:
@@ -227,7 +227,7 @@ class Pipeline:
                 self._counters.drop(INVALID_SESSION, f"unusable checkpoint ({type(error).__name__})")
                 continue
             logger().info("recovering session %s, left open by a stopped process", segment.session_id)
-            self._counters.add("recovered")
+            self._counters.add("recovered_sessions")
             # Spooled here, before the generator removes the checkpoint it took.
             self.process([(SEGMENT, segment)])
             self.commit()

@@ -416,7 +416,7 @@ class Lane:
                 self.last_error = outcome.reason
             if outcome.kind == REJECTED:
                 dead.append(record)
-                self._counters.add("rejected")
+                self._counters.add("refused_by_service")
                 self._counters.say(f"rejected:{name}", "%s refused %s %s: %s", name, record.kind, record.id, outcome.reason)
             elif self._policy.gives_up(record.attempts, now - record.created):
                 dead.append(record)
@@ -484,7 +484,7 @@ class Lane:
                 outcomes.append(outcome)
                 if outcome.kind == DELIVERED:
                     self._spool.mark_sent(claimed.claim, record)
-                    self._counters.add("sent")
+                    self._counters.add("confirmed_by_service")
         except Exception as error:  # a sink's bug must not strand its records in claimed/
             self._counters.say(
                 f"deliver:{self.sink.name}", "%s failed to deliver (%s): its records go back to the queue",

@@ -1,4 +1,4 @@
-"""Counters behind ``Tracker.stats()``: every accepted, delivered and dropped payload, by reason."""
+"""Counters behind ``Tracker.stats()``: what became of each payload, and why one was dropped."""
 
 import threading
 from collections import Counter
@@ -27,6 +27,8 @@ SINK_ERROR = "sink_error"
 NO_SINK = "no_sink"
 GAVE_UP = "gave_up"  # not delivered within the attempts or the age allowed: kept in dead/ too
 SPOOL_FULL = "spool_full"
+# What ``Tracker.stats()`` counts, each present from the start whatever the sinks (see its docstring).
+COUNTS = ("accepted", "handed_to_sinks", "written_to_spool", "confirmed_by_service", "refused_by_service", "retried", "recovered_sessions")
 
 
 class Counters:
@@ -59,7 +61,8 @@ class Counters:
         logger().log(level if first else DEBUG, message, *args, exc_info=exc_info)
 
     def snapshot(self) -> Dict[str, Any]:
+        """Every count of ``COUNTS`` (0 where nothing happened), and the drops by reason."""
         with self._lock:
-            counts: Dict[str, Any] = dict(self._counts)
+            counts: Dict[str, Any] = {name: self._counts[name] for name in COUNTS}
             counts["dropped"] = dict(self._dropped)
         return counts

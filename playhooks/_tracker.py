@@ -403,28 +403,34 @@ class Tracker:
                 self._pipeline.process_now(leftovers)
 
     def stats(self) -> Dict[str, Any]:
-        """Counters of what happened to payloads.
+        """What became of the payloads, with the same keys whatever the sinks (0, ``{}`` or None
+        where they do not apply):
 
-        ``accepted`` (built from valid hook calls), ``delivered`` (handed to a sink or written to
-        the spool), ``pending`` (queued or in the spool), ``open_sessions``, ``dropped`` (a dict
-        of counts by reason); with PlayCamp or PlayFab also ``spooled``, ``sent`` (a service has
-        it), ``retried``, ``rejected`` (refused as invalid, kept in the spool's ``dead/``),
-        ``recovered`` (sessions closed from a crashed run's checkpoint), ``quarantined`` (spool
-        files that could not be read), ``last_error`` (per sink, secrets never included),
-        ``spool_folder`` (where the spool is: another folder when the one asked for could not be
-        written) and ``spool_problem`` (None, or why payloads are held in memory meanwhile).
+        - ``accepted``: payloads made from valid hook calls.
+        - ``handed_to_sinks``: payloads an in-process sink took (``MemorySink``, ``JsonlSink``, yours).
+        - ``written_to_spool``: records written to the spool on disk for PlayCamp or PlayFab (one per
+          payload and service): from here they survive a crash.
+        - ``confirmed_by_service``: records a service said it has.
+        - ``refused_by_service``: records a service refused as invalid (kept in the spool's ``dead/``).
+        - ``retried``: records put back for another attempt after a failure.
+        - ``recovered_sessions``: sessions closed from a crashed run's checkpoint.
+        - ``dropped``: payloads lost, by reason (``{}`` when none; the reasons are in the README).
+        - ``pending``: payloads queued or in the spool, not yet confirmed.
+        - ``open_sessions``: sessions started and not ended.
+        - ``quarantined_files``: spool files that could not be read, set aside.
+        - ``last_error``: per service, the last failure's reason (secrets never included).
+        - ``spool_folder``: where the spool is (another folder when the one asked for could not be
+          written), or None without one.
+        - ``spool_problem``: None, or why payloads are held in memory meanwhile.
         """
-        stats: Dict[str, Any] = {"accepted": 0, "delivered": 0}
-        if self._spool is not None:
-            stats.update(spooled=0, sent=0, retried=0, rejected=0, recovered=0)
-        stats.update(self._counters.snapshot())
+        stats: Dict[str, Any] = self._counters.snapshot()
         stats["pending"] = self._pending_cheaply()
         stats["open_sessions"] = len(self._open)
-        if self._spool is not None:
-            stats["quarantined"] = self._spool.quarantined
-            stats["last_error"] = self._sender.last_errors if self._sender else {}
-            stats["spool_folder"] = self._spool.directory
-            stats["spool_problem"] = self._spool.problem
+        spool = self._spool
+        stats["quarantined_files"] = spool.quarantined if spool is not None else 0
+        stats["last_error"] = self._sender.last_errors if self._sender else {}
+        stats["spool_folder"] = spool.directory if spool is not None else None
+        stats["spool_problem"] = spool.problem if spool is not None else None
         return stats
 
     def __enter__(self) -> "Tracker":

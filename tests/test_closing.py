@@ -22,7 +22,7 @@ QUITTER = textwrap.dedent(
         tracker.on_character_event("level_completed", body={"n": number}, **PLAYER)
     waiting = threading.Event()
     for _ in range(2000):            # until the backlog is well under way (20 s at most)
-        if tracker.stats().get("sent", 0) >= 10:
+        if tracker.stats().get("confirmed_by_service", 0) >= 10:
             break
         waiting.wait(0.01)
     print(tracker.close(timeout=0.3), flush=True)   # the player quits mid-backlog

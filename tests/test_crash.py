@@ -406,7 +406,7 @@ class Crash:
             f" {len(self.copies)} in two files, {len(self.checkpoints)} checkpoints;"
             f" PlayFab repeats: {repeated} ({len(self.restart_repeats)} by the restart alone);"
             f" PlayCamp resends: {len(self.resent_sessions)} ({self.restart_session_repeats} by the restart alone);"
-            f" restart: pending {self.remaining}, recovered {self.stats.get('recovered')},"
+            f" restart: pending {self.remaining}, recovered {self.stats.get('recovered_sessions')},"
             f" dropped {self.stats.get('dropped')}"
         )
 

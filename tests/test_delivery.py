@@ -53,7 +53,7 @@ class TestDelivery:
         assert (session.id, "player-1", 42) == (stored["sessionId"], stored["userId"], stored["durationSeconds"])
         assert ("level_completed", PLAYER["playfab_id"]) == (event["EventName"], event["PlayFabId"])
         assert 32 == len(event["Body"]["playhooks_event_id"])
-        assert {"sent": 2, "spooled": 2, "pending": 0} == {key: tracker.stats()[key] for key in ("sent", "spooled", "pending")}
+        assert {"confirmed_by_service": 2, "written_to_spool": 2, "pending": 0} == {key: tracker.stats()[key] for key in ("confirmed_by_service", "written_to_spool", "pending")}
 
     def test_sink_defaults_fill_sessions(self, emulator, spool):
         """PlayCamp(campaign_id=..., platform=...) fills what a session does not set itself."""
@@ -139,7 +139,7 @@ class TestRetries:
 
         assert 0 == tracker.flush(timeout=10)
         assert 1 == emulator.counters["requests"]
-        assert 1 == tracker.stats()["rejected"]
+        assert 1 == tracker.stats()["refused_by_service"]
         [dead] = spool_files(spool, "dead")
         with open(dead, encoding="utf-8") as file:
             record = json.loads(file.readline())
@@ -160,7 +160,7 @@ class TestRetries:
             stats = tracker.stats()
             tracker.close(timeout=5)
 
-        assert (1, 1) == (stats["rejected"], strict_emulator.counters["requests"])
+        assert (1, 1) == (stats["refused_by_service"], strict_emulator.counters["requests"])
         assert "CharacterNotFound" in stats["last_error"]["playfab"]
 
     def test_giving_up_is_counted(self, make_tracker, emulator):
@@ -184,7 +184,7 @@ class TestBulk:
         assert 0 == tracker.flush(timeout=10)  # one worker round: one spool file, one bulk request
         paths = [request["path"] for request in emulator.requests]
         assert ["/v1/server/playtime/sessions/bulk"] + ["/v1/server/playtime/sessions"] * 3 == paths
-        assert (["a", "b", "c"], 0) == (sorted(s["userId"] for s in emulator.sessions), tracker.stats()["rejected"])
+        assert (["a", "b", "c"], 0) == (sorted(s["userId"] for s in emulator.sessions), tracker.stats()["refused_by_service"])
 
 
     def test_a_backlog_goes_through_the_bulk_endpoint(self, make_tracker, emulator):
@@ -229,7 +229,7 @@ class TestSpool:
         tracker.on_character_event("tick", **PLAYER)
 
         assert 0 == tracker.flush(timeout=10)
-        assert (2, 1) == (tracker.stats()["quarantined"], len(emulator.events))
+        assert (2, 1) == (tracker.stats()["quarantined_files"], len(emulator.events))
         assert 2 == len(os.listdir(os.path.join(spool, "quarantine")))
 
     def test_payloads_survive_a_restart(self, emulator, spool):
@@ -360,7 +360,7 @@ class TestCrash:
         tracker.close(timeout=5)
 
         [session] = emulator.sessions
-        assert (0, 5, 1) == (remaining, len(emulator.events), stats["recovered"])
+        assert (0, 5, 1) == (remaining, len(emulator.events), stats["recovered_sessions"])
         assert ("crashing-player", 42, {"level": 3, "playhooks_recovered": True}) == (
             session["userId"],
             session["durationSeconds"],

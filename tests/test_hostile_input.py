@@ -744,7 +744,7 @@ def judge(game: Game, emulator: Emulator, threads: List[threading.Thread], caplo
     stray_sessions = sessions - game.good_sessions
     if stray_sessions:
         problems.append(f"{len(stray_sessions)} bad session(s) arrived")
-    rejected = tracker.stats().get("rejected", 0)
+    rejected = tracker.stats().get("refused_by_service", 0)
     if rejected:
         problems.append(f"the services refused {rejected} payload(s) the tracker had accepted")
 

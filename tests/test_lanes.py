@@ -183,7 +183,7 @@ class TestRequestsInFlight:
         stats = tracker.stats()
 
         assert 0 == remaining
-        assert {"pending": 0, "sent": 60, "spooled": 60} == {key: stats[key] for key in ("pending", "sent", "spooled")}
+        assert {"pending": 0, "confirmed_by_service": 60, "written_to_spool": 60} == {key: stats[key] for key in ("pending", "confirmed_by_service", "written_to_spool")}
         assert (10, 50) == (len(emulator.sessions), len(emulator.events))
 
 
@@ -299,7 +299,7 @@ DRAINER = textwrap.dedent(
     sys.stdin.readline()  # both processes start draining at once
     tracker = playhooks.Tracker(sinks(types.SimpleNamespace(url=url)), spool_dir=spool, retry=FAST, max_in_flight=8)
     pending = tracker.flush(timeout=20)
-    sent = tracker.stats()["sent"]
+    sent = tracker.stats()["confirmed_by_service"]
     tracker.close(timeout=5)
     print(json.dumps({"pending": pending, "sent": sent}), flush=True)
     """

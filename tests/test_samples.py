@@ -27,5 +27,5 @@ def test_quickstart_sends_its_session_and_event(tmp_path):
 
     assert session["durationSeconds"] >= 1
     assert "level_completed" == event["EventName"]
-    assert ({}, 2) == (stats["dropped"], stats["delivered"])
+    assert ({}, 2) == (stats["dropped"], stats["handed_to_sinks"])
     assert result.stdout.startswith(written)

@@ -212,7 +212,7 @@ class TestDiskFaultsWhileRunning:
 
         assert 0 == tracker.flush(timeout=DELIVERY)
         assert (list(range(50)), {}) == (sorted(event_numbers(emulator)), tracker.stats()["dropped"])
-        assert 1 == tracker.stats()["quarantined"]
+        assert 1 == tracker.stats()["quarantined_files"]
 
 
 class TestBounds:
@@ -226,7 +226,7 @@ class TestBounds:
         for round_number in range(30):
             send_events(tracker, range(round_number * 100, (round_number + 1) * 100))
             # Wait for the worker's round, not for a flush: a flush would also check the bounds.
-            wait_for(lambda: tracker.stats().get("spooled", 0) >= (round_number + 1) * 100, timeout=10)
+            wait_for(lambda: tracker.stats().get("written_to_spool", 0) >= (round_number + 1) * 100, timeout=10)
             largest = max(largest, records_on_disk(spool))
 
         stats = tracker.stats()

@@ -335,19 +335,32 @@ class TestSinks:
 
 class TestStats:
     def test_counts_what_happened(self, tracker, clock):
-        """stats() adds up accepted, delivered, pending, open sessions and drops by reason."""
+        """stats() adds up accepted, handed to sinks, pending, open sessions and drops by reason."""
         tracker.on_session_start("p1", **PLAYER)
         tracker.on_character_event("good")
         tracker.on_character_event("bad name")
         flushed(tracker)
 
+        stats = tracker.stats()
+        assert (1, 1, 0, 1) == (stats["accepted"], stats["handed_to_sinks"], stats["pending"], stats["open_sessions"])
+        assert {"invalid_event": 1} == stats["dropped"]
+
+    def test_the_keys_are_the_same_whatever_the_sinks(self, emulator, tmp_path, clock):
+        """A script reads stats() the same way for a MemorySink and for the services."""
+        from helpers import sinks
+
+        with playhooks.Tracker(sinks=[playhooks.MemorySink()], clock=clock) as in_memory:
+            memory = in_memory.stats()
+        with playhooks.Tracker(sinks=sinks(emulator), spool_dir=str(tmp_path), clock=clock) as delivering:
+            delivery = delivering.stats()
+
+        assert memory.keys() == delivery.keys()
         assert {
-            "accepted": 1,
-            "delivered": 1,
-            "dropped": {"invalid_event": 1},
-            "pending": 0,
-            "open_sessions": 1,
-        } == tracker.stats()
+            "accepted", "handed_to_sinks", "written_to_spool", "confirmed_by_service", "refused_by_service",
+            "retried", "recovered_sessions", "dropped", "pending", "open_sessions", "quarantined_files",
+            "last_error", "spool_folder", "spool_problem",
+        } == memory.keys()  # fmt: skip
+        assert (None, str(tmp_path)) == (memory["spool_folder"], delivery["spool_folder"])
 
     def test_pending_counts_what_the_worker_has_not_taken(self, sink, clock):
         """Before the worker's round, accepted events are pending; flush returns what remains."""

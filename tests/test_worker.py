@@ -28,7 +28,7 @@ class TestBursts:
                 tracker.on_character_event("level_completed", body={"n": number}, **PLAYER)
             tracker.flush(timeout=10)
 
-            assert 3001 == tracker.stats()["spooled"]
+            assert 3001 == tracker.stats()["written_to_spool"]
             assert len(queue_files(spool)) - before <= 10  # a file a round (188 files, one per 16, before)
 
 

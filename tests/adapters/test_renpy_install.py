@@ -202,7 +202,7 @@ class TestOnTheEnginesPython:
             )
             tracker.on_session_start("player-1", playfab_id={PLAYER["playfab_id"]!r}, character_id={PLAYER["character_id"]!r})
             tracker.on_character_event("chapter_completed", body={{"chapter": 1}})
-            print("pending", tracker.close(10), "sent", tracker.stats()["sent"])  # (the session is too short to send)
+            print("pending", tracker.close(10), "confirmed_by_service", tracker.stats()["confirmed_by_service"])  # (the session is too short to send)
             """
         )
         result = subprocess.run([python, "-I", "-S", "-c", script], capture_output=True, text=True, timeout=60)

@@ -480,19 +480,19 @@ def held_tracker(folder, playcamp=False, **settings):
 
 def wait_spooled(tracker, count, timeout=120):
     """Wait until ``count`` records are in the spool, or fewer when some were dropped; whether they are."""
-    return wait_until(lambda: tracker.stats()["spooled"] + sum(tracker.stats()["dropped"].values()) >= count, timeout)
+    return wait_until(lambda: tracker.stats()["written_to_spool"] + sum(tracker.stats()["dropped"].values()) >= count, timeout)
 
 
 def fill_events(tracker, count, chunk, name="backlog", start=0):
     """``count`` events, ``chunk`` at a time, each chunk in the spool before the next: a game
     emitting over time, so no chunk meets the in-memory queue's bound. Returns the spooled count."""
-    base = tracker.stats()["spooled"]
+    base = tracker.stats()["written_to_spool"]
     for first in range(0, count, chunk):
         for number in range(first, min(count, first + chunk)):
             tracker.on_character_event(name, body={"n": start + number}, **PLAYER)
         if not wait_spooled(tracker, base + min(count, first + chunk), timeout=120):
             break
-    return tracker.stats()["spooled"] - base
+    return tracker.stats()["written_to_spool"] - base
 
 
 def filler_settings(chunk):

@@ -58,7 +58,7 @@ def tracker_burst(emulator, total, overrides):
             tracker.on_character_event("warm_up", **PLAYER)
             tracker.flush(timeout=30)
             emulator.reset()
-            before = tracker.stats()["spooled"]
+            before = tracker.stats()["written_to_spool"]
             samples, took = burst(tracker.on_character_event, total)
             ended = time.perf_counter()
             on_disk = _support.wait_spooled(tracker, before + total, timeout=120)
@@ -68,7 +68,7 @@ def tracker_burst(emulator, total, overrides):
             tracker.close(timeout=2)
         emulator.reset()
     lost = {reason: count for reason, count in stats["dropped"].items() if count}
-    return samples, took, lost, spooled_after, stats["sent"]
+    return samples, took, lost, spooled_after, stats["confirmed_by_service"]
 
 
 def describe(samples):

@@ -83,7 +83,7 @@ def hook_latency(emulator, size, frames):
                 while time.perf_counter() < frame_start + 0.004:
                     pass
                 time.sleep(max(0.0, frame_start + 1 / 60 - time.perf_counter()))
-            results[label] = (percentiles(samples), tracker.stats()["sent"])
+            results[label] = (percentiles(samples), tracker.stats()["confirmed_by_service"])
             tracker.close(timeout=60)
             emulator.control("POST", "reset")
     return results
@@ -96,14 +96,14 @@ def throughput(emulator, events, sessions):
         return events, _support.fill_events(filler, events, FILL_CHUNK, name="tick")
 
     def fill_sessions(filler):
-        base = filler.stats()["spooled"]
+        base = filler.stats()["written_to_spool"]
         for first in range(0, sessions, FILL_CHUNK):
             opened = [filler.on_session_start(f"player-{number}") for number in range(first, min(sessions, first + FILL_CHUNK))]
             filler.settings.clock.advance(60)
             for session in opened:
                 filler.on_session_end(session)
             _support.wait_spooled(filler, base + first + len(opened))
-        return sessions, filler.stats()["spooled"] - base
+        return sessions, filler.stats()["written_to_spool"] - base
 
     rows = {}
     for label, fill, counter in (("events", fill_events, "events"), ("sessions (bulk)", fill_sessions, "sessions")):

@@ -111,7 +111,7 @@ def main(argv=None):
     print(f"{'on':10} {on_median * 1000:10.3f} {on_tail * 1000:10.3f}")
     print(f"\non / off: median x{on_median / off_median:.2f} ({(on_median - off_median) * 1000:+.3f} ms),"
           f" p99.9 {(on_tail - off_tail) * 1000:+.3f} ms")
-    print(f"delivered: sent {stats['sent']}, pending {pending}, dropped {stats['dropped']}")
+    print(f"delivered: sent {stats['confirmed_by_service']}, pending {pending}, dropped {stats['dropped']}")
     return 0
 
 
