@@ -38,6 +38,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     emulate.add_argument(
         "--latency", type=seconds, default=0.0, help="seconds added to every API request, as over a real network (default: 0)"
     )
+    emulate.add_argument("--quiet", action="store_true", help="print no line per API request (the live page still shows them)")
     relay = commands.add_parser("relay", help="serve the relay that forwards shipped games' payloads with the studio's keys")
     relay.add_argument("--config", required=True, metavar="FILE.toml", help="the relay's configuration")
     relay.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
@@ -116,8 +117,18 @@ def _emulate(arguments: argparse.Namespace) -> int:
     for signal_number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signal_number, lambda *_: stopping.set())
     print(f"playhooks emulator: PlayCamp and PlayFab on {emulator.url}", flush=True)
-    while not stopping.wait(0.5):
-        pass
+    print(f"live page: {emulator.page_url}", flush=True)
+    printed = 0
+    while not stopping.is_set():
+        # Woken as each request is answered (and twice a second, to see a signal); what was
+        # answered before a SIGTERM is still printed.
+        emulator.wait_until(lambda e: stopping.is_set() or bool(e.activity(after=printed, limit=1)), 0.5)
+        for entry in emulator.activity(after=printed):
+            printed = entry["seq"]
+            if not arguments.quiet:
+                status = "-" if entry["status"] is None else entry["status"]
+                reason = f": {entry['reason']}" if entry["reason"] else ""
+                print(f"{entry['method']} {entry['route']} {status} {entry['outcome']}{reason}", flush=True)
     emulator.stop()
     return 0
 

@@ -32,6 +32,10 @@ Inspection lives under ``/_emulator/``, a prefix no real API uses, where faults,
 the added latency never apply: ``GET sessions``, ``events``, ``rejected``, ``requests`` (headers,
 secrets redacted), ``counters``, ``in_flight``, ``max_in_flight``; ``POST reset`` and
 ``POST faults`` (a fault as JSON).
+
+``GET /_emulator/`` is the live page (``page_url``): every API request as it is answered, with its
+payload (secrets redacted) and a tally of sessions, playtime and events. It polls
+``GET /_emulator/activity?after=N`` for the requests numbered above N (``activity`` in Python).
 """
 
 import collections
@@ -58,6 +62,8 @@ from ._api import (
     playcamp_validation_body,
     playfab_error_body,
 )
+from . import _live_page
+from ._activity import ACCEPTED, DROPPED, REJECTED, ActivityLog, Tally
 from ._errors import PayloadError
 from ._faults import DEFAULT_HANG_SECONDS, ROUTE_GROUPS, Fault, FaultPlan
 from ._models import (
@@ -85,6 +91,7 @@ _SERVICE_OF = {path: service for service, paths in ROUTE_GROUPS.items() for path
 MAX_BODY_BYTES = 8 * 1024 * 1024
 MAX_REQUEST_LOG = 1000
 SECRET_HEADERS = frozenset({"authorization", "x-secretkey", "x-entitytoken", "cookie"})
+_SECRET_KEYS = ("HTTP_AUTHORIZATION", "HTTP_X_SECRETKEY", "HTTP_X_ENTITYTOKEN", "HTTP_COOKIE")  # as environ names them
 
 Headers = List[Tuple[str, str]]
 
@@ -160,6 +167,11 @@ class Emulator:
         self._in_flight: Dict[str, int] = dict.fromkeys(SERVICES, 0)  # outlives a reset: those requests still end
         self._server: Optional[ServerThread] = None
         self._server_url = ""  # where it served last: a test can check that nothing answers there
+        # The live page's: apart from _clear's, since a page polling across a reset must see the
+        # numbers go on rather than start again.
+        secrets = (*(self._playcamp_keys or ()), *self._playcamp_client_keys, *(self._playfab_keys or ()))
+        self._activity = ActivityLog(secrets=lambda: secrets)
+        self._tally = Tally()
         self._clear()
 
     def _clear(self) -> None:
@@ -243,6 +255,21 @@ class Emulator:
             return list(self._requests)
 
     @property
+    def page_url(self) -> str:
+        """The live page's address, such as ``http://127.0.0.1:51234/_emulator/``."""
+        return self.url + INSPECTION
+
+    def activity(self, after: int = 0, limit: int = 500) -> List[Dict[str, Any]]:
+        """The API requests numbered above ``after`` (the live page's rows), oldest first, at most ``limit``.
+
+        Each has its ``seq``, ``time``, ``service``, ``method``, ``route``, ``status`` (None for a
+        connection dropped by a fault), ``outcome`` (``accepted``, ``rejected``, ``dropped``),
+        ``reason``, ``ids`` and its ``payload`` with every secret redacted. The last few thousand
+        are kept; numbers go on across ``reset``.
+        """
+        return self._activity.after(after, limit)[0]
+
+    @property
     def counters(self) -> Dict[str, int]:
         with self._lock:
             return dict(self._counters)
@@ -290,6 +317,8 @@ class Emulator:
         """
         with self._lock:
             self._clear()
+        self._activity.clear()
+        self._tally.clear()
         self._faults.clear()
         if self._limiter is not None:
             self._limiter.reset()
@@ -335,6 +364,9 @@ class Emulator:
     def __call__(self, environ: Dict[str, Any], start_response: Callable[..., Any]) -> List[bytes]:
         path = environ.get("PATH_INFO", "")
         method = environ.get("REQUEST_METHOD", "GET")
+        page = self._page(method, path, environ)
+        if page is not None:
+            return _live_page.respond(start_response, page, STATUS_LINES)
         try:
             raw = _read_body(environ)
             if path.startswith(INSPECTION):
@@ -350,18 +382,51 @@ class Emulator:
 
     def _serve_api(self, environ: Dict[str, Any], method: str, path: str, raw: bytes) -> _Reply:
         service = _SERVICE_OF.get(path) if method == "POST" else None
-        self._arrive(environ, method, path, service)
+        arrived = self._arrive(environ, method, path, service)
+        reply: Optional[_Reply] = None  # None: the connection is dropped without an answer
         try:
             if self._latency:
                 self._stopped.wait(self._latency)  # on this connection's thread alone
             if service is None:
-                return self._playcamp_error(404, "NOT_FOUND", f"no route for {method} {path}")
-            return self._serve_route(environ, path, raw)
+                reply = self._playcamp_error(404, "NOT_FOUND", f"no route for {method} {path}")
+            else:
+                reply = self._serve_route(environ, path, raw)
+            return reply
         finally:
+            self._log_activity(environ, arrived, service, method, path, raw, reply)
             with self._lock:
                 if service is not None:
                     self._in_flight[service] -= 1
                 self._changed.notify_all()
+
+    def _log_activity(
+        self, environ: Dict[str, Any], arrived: float, service: Optional[str], method: str, path: str, raw: bytes, reply: Optional[_Reply]
+    ) -> None:
+        """A row for the live page. Only references are kept: the page's reading does the rest."""
+        if reply is None:
+            status, outcome, body = None, DROPPED, None
+        else:
+            rejected = reply.status >= 400 or _is_wrapped_error(reply)
+            status, outcome, body = reply.status, REJECTED if rejected else ACCEPTED, reply.body
+        secrets = [environ[key] for key in _SECRET_KEYS if key in environ]
+        self._activity.add(service, method, path, status, outcome, when=arrived, raw=raw, answer=body, secrets=secrets)
+
+    def _page(self, method: str, path: str, environ: Dict[str, Any]) -> Optional[_live_page.Answer]:
+        """The live page's files and JSON, or None for any other path."""
+        if path == INSPECTION.rstrip("/"):
+            return _live_page.redirect(INSPECTION)
+        if not path.startswith(INSPECTION) or method not in ("GET", "HEAD"):
+            return None
+        name = path[len(INSPECTION) :]
+        if _live_page.is_page_file(name):
+            return _live_page.page_file(name)
+        if name != "activity":
+            return None
+        try:
+            answer = _live_page.activity(self._activity, self._tally, environ.get("QUERY_STRING", ""), "emulator")
+        except ValueError as error:
+            return _live_page.json_answer(400, {"error": str(error)})
+        return _live_page.json_answer(200, answer)
 
     def _serve_route(self, environ: Dict[str, Any], path: str, raw: bytes) -> _Reply:
         routes = {
@@ -503,6 +568,7 @@ class Emulator:
             self._kept[session.session_id] = session
             self._created[session.session_id] = datetime.now(timezone.utc)
             self._counters["sessions"] += 1
+        self._tally.session(session.duration_seconds, time.time())
         self._record("session", data)
         return True, session
 
@@ -563,6 +629,7 @@ class Emulator:
         with self._lock:
             self._events.append(data)
             self._counters["events"] += 1
+        self._tally.event(event.event_name, time.time())
         self._record("event", data)
         return uuid.uuid4().hex.upper()
 
@@ -583,20 +650,22 @@ class Emulator:
             return _Reply(200, {"scripted": spec})
         return _Reply(404, {"error": f"no inspection route {method} {INSPECTION}{name}"})
 
-    def _arrive(self, environ: Dict[str, Any], method: str, path: str, service: Optional[str]) -> None:
-        """Log an API request (its secrets redacted) and, if it is for a service, count it in flight."""
+    def _arrive(self, environ: Dict[str, Any], method: str, path: str, service: Optional[str]) -> float:
+        """Log an API request (its secrets redacted) and, if it is for a service, count it in flight; when it came."""
         headers = {}
         for key, value in environ.items():
             name, secret = _header_name(key)
             if name:
                 headers[name] = "<redacted>" if secret else value
+        now = time.time()
         with self._lock:
             self._counters["requests"] += 1
-            self._requests.append({"method": method, "path": path, "headers": headers, "time": time.time()})
+            self._requests.append({"method": method, "path": path, "headers": headers, "time": now})
             if service is not None:
                 self._in_flight[service] += 1
                 self._max_in_flight[service] = max(self._max_in_flight[service], self._in_flight[service])
                 self._changed.notify_all()
+        return now
 
     def _record(self, kind: str, data: Dict[str, Any]) -> None:
         if self._record_file is None:  # looked at again under the lock: this only spares the JSON

@@ -634,7 +634,7 @@ class TestSettings:
 
 class TestCommand:
     def test_emulate_prints_its_url_and_stops_on_sigterm(self, http, tmp_path):
-        """`playhooks emulate --port 0` prints one line with the URL, serves, and exits 0 on SIGTERM."""
+        """`playhooks emulate --port 0` prints the URL, the live page's, a line per request, and exits 0 on SIGTERM."""
         record = tmp_path / "record.jsonl"
         command = [sys.executable, "-m", "playhooks", "emulate", "--port", "0", "--record", str(record)]
         with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
@@ -649,7 +649,8 @@ class TestCommand:
                     process.kill()
 
         assert url.startswith("http://127.0.0.1:")
-        assert (201, 0, "") == (response.status, code, rest)
+        assert (201, 0) == (response.status, code)
+        assert [f"live page: {url}/_emulator/", "POST /v1/server/playtime/sessions 201 accepted"] == rest.splitlines()
         assert 1 == len(record.read_text(encoding="utf-8").splitlines())
 
     def test_emulate_adds_the_latency_asked_for(self, http):
