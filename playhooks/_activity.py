@@ -31,8 +31,8 @@ SECRET_FIELDS = frozenset(
     {"authorization", "apikey", "secret", "secretkey", "xsecretkey", "ingestkey", "adminkey", "password", "token", "entitytoken"}
 )
 # Upper bounds of the session-duration histogram's buckets, in seconds, and their labels.
-DURATION_BUCKETS = ((60, "<1 min"), (300, "1-5 min"), (900, "5-15 min"), (1800, "15-30 min"), (3600, "30-60 min"), (7200, "1-2 h"))
-LONGEST_BUCKET = "2 h+"
+DURATION_BUCKETS = ((60, "<1m"), (300, "1-5m"), (900, "5-15m"), (1800, "15-30m"), (3600, "30-60m"), (7200, "1-2h"))
+LONGEST_BUCKET = "2h+"
 
 ACCEPTED, REJECTED, DROPPED, FORWARDED, UPSTREAM_ERROR = "accepted", "rejected", "dropped", "forwarded", "upstream error"
 
@@ -105,6 +105,7 @@ class ActivityLog:
         self._numbers = itertools.count(1)
         self._lock = threading.Lock()
         self._server_secrets = secrets
+        self._cleared_through = 0  # entries up to this number were cleared, not forgotten for lack of room
         self.outcomes: Dict[str, int] = collections.Counter()
 
     def add(
@@ -150,13 +151,15 @@ class ActivityLog:
             first = self._entries[0].seq
             start = max(seq - first + 1, 0)
             chosen = list(itertools.islice(self._entries, start, start + max(limit, 0)))
-            missed = max(first - seq - 1, 0)
+            missed = max(first - max(seq, self._cleared_through) - 1, 0)
         secrets = tuple(self._server_secrets())
         return [entry.view(secrets) for entry in chosen], missed
 
     def clear(self) -> None:
         """Forget the entries and outcomes; numbering goes on, so a page polling ``after`` misses nothing new."""
         with self._lock:
+            if self._entries:
+                self._cleared_through = self._entries[-1].seq
             self._entries.clear()
             self.outcomes = collections.Counter()
 

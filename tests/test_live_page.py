@@ -2,6 +2,7 @@
 the relay's access rules, and the emulator command's lines. Over real HTTP on loopback."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -194,7 +195,7 @@ class TestActivity:
         assert (3, 9, 90 + 180 + 270) == (summary["sessions"], summary["events"], summary["playtimeSeconds"])
         assert (3, 9) == (sum(m["sessions"] for m in summary["perMinute"]), sum(m["events"] for m in summary["perMinute"]))
         assert 30 == len(summary["perMinute"])
-        assert {"1-5 min": 3} == {d["label"]: d["count"] for d in summary["durations"] if d["count"]}
+        assert {"1-5m": 3} == {d["label"]: d["count"] for d in summary["durations"] if d["count"]}
         assert [{"name": "coin", "count": 6}, {"name": "level", "count": 3}] == summary["topEvents"]
 
 
@@ -289,3 +290,158 @@ class TestCommand:
         url, lines = self.run(http, "--quiet")
 
         assert [f"playhooks emulator: PlayCamp and PlayFab on {url}", f"live page: {url}/_emulator/"] == lines
+
+
+# -- the relay's live page ------------------------------------------------------------------------
+
+RELAY_PLAYCAMP_SECRET = "key-9:relay-upstream-playcamp-secret"
+RELAY_PLAYFAB_SECRET = "RELAYUPSTREAMPLAYFABSECRET9"
+INGEST_KEY = "ik_live_page_test_1"
+ADMIN_KEY = "admin-key-for-the-live-page"
+RELAY_LIVE = "/_relay/live/"
+FROM_ELSEWHERE = {"X-Real-IP": "203.0.113.7"}  # what a proxy on this machine adds for a remote client
+
+
+@pytest.fixture
+def make_relay(tmp_path, monkeypatch):
+    """A relay forwarding to an emulator, served by waitress on loopback: ``make_relay(live="...")``."""
+    pytest.importorskip("waitress", reason="the relay's tests need its server: pip install -e '.[test]'")
+    from playhooks.relay import Relay
+
+    from helpers import ServedInThread
+
+    monkeypatch.setenv("LIVE_TEST_PLAYCAMP", RELAY_PLAYCAMP_SECRET)
+    monkeypatch.setenv("LIVE_TEST_PLAYFAB", RELAY_PLAYFAB_SECRET)
+    monkeypatch.setenv("LIVE_TEST_ADMIN", ADMIN_KEY)
+    made = []
+    emulator = Emulator(playcamp_keys=[RELAY_PLAYCAMP_SECRET], playfab_secret_keys=[RELAY_PLAYFAB_SECRET]).start()
+
+    def make(live=""):
+        config = tmp_path / f"relay-{len(made)}.toml"
+        config.write_text(
+            f'[playcamp]\nurl = "{emulator.url}"\napi_key_env = "LIVE_TEST_PLAYCAMP"\n'
+            f'[playfab]\ntitle_id = "ABCD"\nurl = "{emulator.url}"\nsecret_key_env = "LIVE_TEST_PLAYFAB"\n'
+            "[upstream]\nretry_base_delay = 0.05\nretry_max_delay = 0.2\n"
+            f'[[ingest_keys]]\nkey = "{INGEST_KEY}"\ngame = "coin-rush"\n' + (f"[live]\n{live}\n" if live else "")
+        )
+        relay = Relay(str(config), spool_dir=str(tmp_path / f"spool-{len(made)}")).start()
+        served = ServedInThread(relay)
+        relay.url, relay.emulator = served.url, emulator
+        made.append((relay, served))
+        return relay
+
+    yield make
+    for relay, served in made:
+        served.stop()
+        relay.close(1)
+    emulator.stop()
+
+
+def relay_event(name="level_completed"):
+    return {"CharacterId": "C1", "PlayFabId": "P1", "EventName": name, "Body": {"playhooks_event_id": name + "-1"}}
+
+
+class TestRelayPage:
+    def test_a_loopback_client_sees_the_page_and_its_files(self, http, make_relay):
+        """From this machine, no key is needed: the page and its files, with the policy."""
+        relay = make_relay()
+
+        answers = [http.request("GET", relay.url + RELAY_LIVE + name) for name in ("", "live.css", "live.js")]
+
+        assert [200, 200, 200] == [answer.status for answer in answers]
+        assert ["text/html; charset=utf-8", "text/css; charset=utf-8", "text/javascript; charset=utf-8"] == [
+            answer.headers["Content-Type"] for answer in answers
+        ]
+        assert {CONTENT_SECURITY_POLICY} == {answer.headers["Content-Security-Policy"] for answer in answers}
+
+    def test_the_feed_shows_what_games_sent_what_was_refused_and_what_was_forwarded(self, http, make_relay):
+        """An accepted event, a refused one with its reason, and the forwarding; no key or secret anywhere."""
+        from helpers import wait_for
+
+        relay = make_relay()
+        post(http, relay.url + EVENTS, relay_event(), {"Authorization": "Bearer " + INGEST_KEY})
+        post(http, relay.url + EVENTS, {**relay_event("broken"), "PlayFabId": ""}, {"Authorization": "Bearer " + INGEST_KEY})
+        post(http, relay.url + EVENTS, relay_event(), {"Authorization": "Bearer ik_not_a_real_key"})
+        assert relay.emulator.wait_until(lambda e: len(e.events) == 1, 10)
+
+        def feed():
+            return get_json(http, relay.url + RELAY_LIVE + "activity?after=0")
+
+        forwarded = wait_for(lambda: [e for e in feed()["entries"] if e["outcome"] == "forwarded"], 10)
+        answer = http.request("GET", relay.url + RELAY_LIVE + "activity?after=0")
+        entries = json.loads(answer.data)["entries"]
+
+        assert [("playfab", "forwarded to playfab")] == [(e["service"], e["route"]) for e in forwarded]
+        assert [(200, "accepted"), (400, "rejected"), (401, "rejected")] == [(e["status"], e["outcome"]) for e in entries if e["method"]]
+        reasons = [e["reason"] for e in entries if e["outcome"] == "rejected"]
+        assert reasons[0].startswith("invalid: ") and "PlayFabId" in reasons[0]
+        assert "unauthorized: unknown or revoked ingest key" == reasons[1]
+        assert "level_completed" == entries[0]["ids"]["eventName"]
+        text = answer.data.decode()
+        assert [] == [s for s in (INGEST_KEY, "ik_not_a_real_key", RELAY_PLAYCAMP_SECRET, RELAY_PLAYFAB_SECRET) if s in text]
+        assert {"events": 1, "sessions": 0} == {k: json.loads(answer.data)["summary"][k] for k in ("events", "sessions")}
+
+    def test_without_an_admin_key_other_clients_find_nothing(self, http, make_relay):
+        """A client that came through a proxy is not local: with no admin key configured, 404."""
+        relay = make_relay()
+
+        answers = [http.request("GET", relay.url + RELAY_LIVE + name, headers=FROM_ELSEWHERE) for name in ("", "activity")]
+
+        assert [404, 404] == [answer.status for answer in answers]
+
+    @pytest.mark.parametrize(
+        "authorization, status",
+        [
+            (None, 401),
+            ("Bearer wrong-key", 403),
+            ("Basic " + __import__("base64").b64encode(b"me:wrong-key").decode(), 403),
+            ("Basic !!!", 403),
+            ("Bearer " + ADMIN_KEY, 200),
+            ("Basic " + __import__("base64").b64encode(("anyone:" + ADMIN_KEY).encode()).decode(), 200),
+        ],
+    )
+    def test_from_elsewhere_the_admin_key_opens_it(self, http, make_relay, authorization, status):
+        """401 with a Basic challenge (a browser asks), 403 for a wrong key, 200 with it as Bearer or Basic."""
+        relay = make_relay(live='admin_key_env = "LIVE_TEST_ADMIN"')
+        headers = {**FROM_ELSEWHERE, **({"Authorization": authorization} if authorization else {})}
+
+        answer = http.request("GET", relay.url + RELAY_LIVE + "activity", headers=headers)
+
+        assert status == answer.status
+        assert (status == 401) == answer.headers.get("WWW-Authenticate", "").startswith("Basic ")
+        assert ADMIN_KEY not in answer.data.decode()
+
+    def test_loopback_off_asks_local_clients_for_the_key_too(self, http, make_relay):
+        """Behind a proxy on this machine every client looks local: `loopback = false` closes that door."""
+        relay = make_relay(live='admin_key_env = "LIVE_TEST_ADMIN"\nloopback = false')
+
+        without = http.request("GET", relay.url + RELAY_LIVE)
+        with_key = http.request("GET", relay.url + RELAY_LIVE, headers={"Authorization": "Bearer " + ADMIN_KEY})
+
+        assert (401, 200) == (without.status, with_key.status)
+
+    def test_an_admin_key_variable_that_is_unset_is_a_config_error(self, tmp_path, monkeypatch):
+        """The key comes from the environment, as the services' secrets do; a missing one is named."""
+        from playhooks import ConfigurationError
+        from playhooks.relay import load_config
+
+        monkeypatch.setenv("LIVE_TEST_PLAYFAB", RELAY_PLAYFAB_SECRET)
+        monkeypatch.delenv("LIVE_TEST_UNSET", raising=False)
+        config = tmp_path / "relay.toml"
+        config.write_text('[playfab]\ntitle_id = "ABCD"\nsecret_key_env = "LIVE_TEST_PLAYFAB"\n[live]\nadmin_key_env = "LIVE_TEST_UNSET"\n')
+
+        with pytest.raises(ConfigurationError, match=r"\[live\] admin_key_env: the variable LIVE_TEST_UNSET is not set"):
+            load_config(str(config))
+
+    def test_the_sample_config_documents_the_live_table(self, tmp_path, monkeypatch):
+        """samples/relay.toml loads, with the page open to loopback clients only."""
+        from playhooks.relay import load_config
+
+        from helpers import ROOT
+
+        monkeypatch.setenv("PLAYCAMP_API_KEY", "key:sample")
+        monkeypatch.setenv("PLAYFAB_SECRET_KEY", "SAMPLE")
+
+        live = load_config(os.path.join(ROOT, "samples", "relay.toml")).live
+
+        assert (None, True) == (live.admin_key, live.loopback)

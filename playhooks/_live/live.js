@@ -51,11 +51,19 @@
     return `${n.toLocaleString()} ${n === 1 ? one : many}`;
   }
 
+  // What the row shows of a payload: the event's name or the session's id, then a detail under it.
   function describeIds(ids) {
-    if (ids.eventName !== undefined) return ids.eventId ? `${ids.eventName} · ${ids.eventId}` : String(ids.eventName);
-    if (ids.sessionIds && ids.sessionIds.length === 1) return String(ids.sessionIds[0]);
-    if (ids.sessionIds && ids.sessionIds.length > 1) return `${ids.sessionIds.length} sessions: ${ids.sessionIds.slice(0, 2).join(", ")}…`;
-    return "";
+    if (ids.eventName !== undefined) return [String(ids.eventName), ids.eventId ? `id ${String(ids.eventId).slice(0, 12)}…` : ""];
+    const sessions = ids.sessionIds || [];
+    const who = (ids.userIds || []).join(", ");
+    const seconds = ids.durationSeconds === undefined ? "" : duration(ids.durationSeconds);
+    if (sessions.length === 1) return [String(sessions[0]), [who, seconds].filter(Boolean).join(" · ")];
+    if (sessions.length > 1) return [`${sessions.length} sessions`, [who, seconds].filter(Boolean).join(" · ")];
+    return ["", ""];
+  }
+
+  function routeOf(entry) {
+    return [entry.method, entry.route].filter(Boolean).join(" "); // a relay's forwarding has no method
   }
 
   function serviceOf(entry) {
@@ -119,16 +127,20 @@
     tr.dataset.seq = String(entry.seq);
     tr.dataset.outcome = entry.outcome;
     tr.appendChild(element("td", "time", clock(entry.time)));
-    const service = element("td");
+    const service = element("td", "where");
     service.appendChild(element("span", `service ${serviceOf(entry)}`, entry.service || "—"));
     tr.appendChild(service);
-    tr.appendChild(element("td", "route", `${entry.method} ${entry.route}`));
+    tr.appendChild(element("td", "route", routeOf(entry)));
     const bad = entry.status === null || entry.status >= 400 || entry.outcome === "rejected";
     tr.appendChild(element("td", bad ? "status bad" : "status", entry.status === null ? "—" : entry.status));
     const outcome = element("td", `outcome ${entry.outcome.replace(" ", "-")}`, entry.outcome);
     if (entry.reason) outcome.appendChild(element("span", "reason", entry.reason));
     tr.appendChild(outcome);
-    tr.appendChild(element("td", "ids", describeIds(entry.ids || {})));
+    const [what, detail] = describeIds(entry.ids || {});
+    const ids = element("td", "ids", what);
+    if (detail) ids.appendChild(element("span", "secondary", detail));
+    tr.appendChild(ids);
+    tr.addEventListener("animationend", () => tr.classList.remove("fresh"));
     tr.addEventListener("click", () => select(entry, tr));
     tr.addEventListener("keydown", (event) => {
       if (event.key === "Enter" || event.key === " ") {
@@ -169,7 +181,7 @@
     for (const row of state.rows) row.tr.classList.toggle("selected", row.tr === tr);
     state.selected = entry;
     $("detail").hidden = false;
-    $("detail-title").textContent = `#${entry.seq} ${entry.method} ${entry.route}`;
+    $("detail-title").textContent = `#${entry.seq} ${routeOf(entry)}`;
     const fields = $("detail-fields");
     fields.textContent = "";
     const ids = entry.ids || {};

@@ -9,7 +9,19 @@ counted by reason in ``/metrics``, and logged without the key, any secret or the
     GET /livez     the process is up (checks nothing else)
     GET /readyz    the store takes writes, the backend answers, the config is loaded
     GET /metrics   Prometheus text, summed over the worker processes sharing the spool folder
+    GET /_relay/live/           the live page: what games sent, refused and why, what was forwarded
+    GET /_relay/live/activity   its feed (``?after=N``), as the emulator's
+
+The live page is for operators: loopback clients see it (unless ``[live] loopback = false``), and
+others only with the admin key (``[live] admin_key_env``), else 404 (no key configured), 401 (a
+browser then asks for it) or 403 (a wrong one). A request that came through a proxy (it carries
+``Forwarded``, ``X-Forwarded-For`` or ``X-Real-IP``) is never taken for a local one. Each worker
+process shows what it served itself. Ingest keys and the services' secrets are redacted from it.
 """
+
+import base64
+import binascii
+import hmac
 
 import collections
 import logging
@@ -17,9 +29,10 @@ import os
 import threading
 import time
 import uuid
-from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Set, Tuple
 
-from .. import _wire
+from .. import _live_page, _wire
+from .._activity import ACCEPTED, FORWARDED, REJECTED, UPSTREAM_ERROR, ActivityLog, Tally
 from .._api import (
     STATUS_LINES,
     bulk_envelope_problem,
@@ -41,6 +54,10 @@ from ._store import UNAVAILABLE_RETRY_AFTER, Store, Unavailable
 log = logging.getLogger("playhooks.relay")
 
 CHALLENGE = 'Bearer realm="playhooks-relay"'
+LIVE = "/_relay/live/"
+LIVE_CHALLENGE = 'Basic realm="playhooks relay live page", charset="UTF-8"'
+_BODY = "playhooks.relay.body"  # where a request's body is kept in its environ, for the live page
+_PROXY_HEADERS = ("HTTP_FORWARDED", "HTTP_X_FORWARDED_FOR", "HTTP_X_REAL_IP")
 CONFIG_CHECK_SECONDS = 1.0  # how often the config file is looked at for changes
 _RECENT_IDS = 100_000  # payload ids remembered per service, so a game's retry is not forwarded twice
 _PLAYCAMP_CODES = {
@@ -122,6 +139,8 @@ class Relay:
     ) -> None:
         self.config: RelayConfig = load_config(os.fspath(config)) if isinstance(config, (str, os.PathLike)) else config
         self._clock = clock
+        self._activity = ActivityLog(secrets=self._secrets)  # before the store, which counts into it
+        self._tally = Tally()
         self._config_seen = _file_state(self.config.path)
         _wire.prepare()
         self.store = Store(self.config, self._count, spool_dir, policy)
@@ -192,17 +211,68 @@ class Relay:
         path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET")
         route = self._routes.get(path)
         if route is None:
+            if path.startswith(LIVE) or path == LIVE.rstrip("/"):
+                return _live_page.respond(start_response, self._live(environ, path, method), STATUS_LINES)
             return self._operations(path, method, start_response)
         service = "playfab" if path == PLAYFAB_EVENT else "playcamp"
         if method != "POST":
             return _respond(start_response, 405, {"error": "only POST"}, [("Allow", "POST")])
+        arrived = time.time()
+        reason = ""
         try:
             status, body, headers = route(environ)
         except _Refusal as refusal:
             self._count("rejected", service=service, reason=refusal.reason)
             self._say_refused(path, refusal)
             status, body, headers = _refusal_answer(service, refusal)
+            reason = f"{refusal.reason}: {refusal.message}" + ("" if refusal.field == "$" else f" ({refusal.field})")
+        outcome = REJECTED if status >= 400 else ACCEPTED
+        own = [environ["HTTP_AUTHORIZATION"]] if "HTTP_AUTHORIZATION" in environ else []  # the game's ingest key
+        self._activity.add(service, method, path, status, outcome, when=arrived, reason=reason, raw=environ.get(_BODY), answer=body, secrets=own)
         return _respond(start_response, status, body, headers)
+
+    # -- the live page ---------------------------------------------------------------------------
+
+    def _live(self, environ: Dict[str, Any], path: str, method: str) -> _live_page.Answer:
+        refused = self._live_refusal(environ)
+        if refused is not None:
+            return refused
+        if path == LIVE.rstrip("/"):
+            return _live_page.redirect(LIVE)
+        if method not in ("GET", "HEAD"):
+            return _live_page.json_answer(405, {"error": "only GET"})
+        name = path[len(LIVE) :]
+        if _live_page.is_page_file(name):
+            return _live_page.page_file(name)
+        if name != "activity":
+            return _live_page.json_answer(404, {"error": f"no route {path}"})
+        try:
+            answer = _live_page.activity(self._activity, self._tally, environ.get("QUERY_STRING", ""), "relay")
+        except ValueError as error:
+            return _live_page.json_answer(400, {"error": str(error)})
+        return _live_page.json_answer(200, answer)
+
+    def _live_refusal(self, environ: Dict[str, Any]) -> Optional[_live_page.Answer]:
+        """None for a client that may see the live page; else the answer that turns it away."""
+        live = self.config.live
+        if live.loopback and _is_local(environ):
+            return None
+        if live.admin_key is None:
+            return _live_page.json_answer(404, {"error": f"no route {environ.get('PATH_INFO', '')}"})  # no page, for them
+        presented = _presented_admin_key(environ.get("HTTP_AUTHORIZATION", ""))
+        if presented is None:
+            status, headers, body = _live_page.json_answer(401, {"error": "the live page needs the relay's admin key"})
+            return status, [*headers, ("WWW-Authenticate", LIVE_CHALLENGE)], body
+        if not hmac.compare_digest(presented.encode("utf-8", "surrogatepass"), live.admin_key.encode("utf-8")):
+            return _live_page.json_answer(403, {"error": "not the relay's admin key"})
+        return None
+
+    def _secrets(self) -> Iterable[str]:
+        """What the live page must never show, from the config in force."""
+        config = self.config
+        yield from (upstream.secret for upstream in config.upstreams.values())
+        if config.live.admin_key:
+            yield config.live.admin_key
 
     def _operations(self, path: str, method: str, start_response: Callable[..., Any]) -> List[bytes]:
         if path not in ("/livez", "/readyz", "/metrics"):
@@ -240,6 +310,14 @@ class Relay:
 
     def _count(self, name: str, amount: int = 1, **labels: str) -> None:
         self.metrics.count(name, amount, **labels)
+        # The store counts each record forwarded and each failed attempt: rows for the live page.
+        if name == "forwarded":
+            self._activity.add(labels.get("service"), "", f"forwarded to {labels.get('service')}", None, FORWARDED, reason="the service took it")
+        elif name == "upstream_errors":
+            status = labels.get("status", "")
+            code = int(status) if status.isdigit() else None
+            why = f"the service answered {status}" if code is not None else "no answer from the service"
+            self._activity.add(labels.get("service"), "", f"forwarded to {labels.get('service')}", code, UPSTREAM_ERROR, reason=why + ": retried later or kept as a dead letter")
 
     def _say_refused(self, path: str, refusal: _Refusal) -> None:
         """The first refusal of each kind at INFO, the rest at DEBUG: a client that sends garbage
@@ -344,6 +422,7 @@ class Relay:
         if not is_json(environ):
             raise _Refusal(415, "unsupported_media_type", "Content-Type must be application/json")
         raw = environ["wsgi.input"].read(length if length >= 0 else limit + 1)
+        environ[_BODY] = raw  # PEP 3333 leaves environ to the application: the live page shows it
         if len(raw) > limit:
             raise _Refusal(413, "too_large", f"the body is over {limit} bytes")
         try:
@@ -385,6 +464,12 @@ class Relay:
             log.warning("playhooks relay: payloads are stored again")
         recent.add(payload[0] for payload in new)
         self._count("accepted", len(new), service=service)
+        now = time.time()
+        for _, kind, data in new:  # a game's retry of what was stored already is not counted twice
+            if kind == "session":
+                self._tally.session(data["durationSeconds"], now)
+            else:
+                self._tally.event(data["EventName"], now)
 
 
 def _models() -> Any:
@@ -416,6 +501,28 @@ def _respond(start_response: Callable[..., Any], status: int, body: Any, headers
     data = _wire.encode(body)
     start_response(STATUS_LINES[status], [("Content-Type", "application/json"), ("Content-Length", str(len(data))), *(headers or [])])
     return [data]
+
+
+def _is_local(environ: Mapping[str, Any]) -> bool:
+    """A client on this machine, come straight rather than through a proxy that says whom for."""
+    address = str(environ.get("REMOTE_ADDR", ""))
+    loopback = address.startswith("127.") or address in ("::1", "localhost") or address.startswith("::ffff:127.")
+    return loopback and not any(environ.get(name) for name in _PROXY_HEADERS)
+
+
+def _presented_admin_key(authorization: str) -> Optional[str]:
+    """The key of ``Bearer KEY``, or the password of ``Basic`` (what a browser sends once asked); None for neither."""
+    scheme, _, credentials = authorization.partition(" ")
+    credentials = credentials.strip()
+    if scheme.lower() == "bearer" and credentials:
+        return credentials
+    if scheme.lower() == "basic" and credentials:
+        try:
+            decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return ""  # credentials, but no key in them: refused as a wrong one
+        return decoded.partition(":")[2]
+    return None
 
 
 def _file_state(path: str) -> Optional[Tuple[int, int]]:

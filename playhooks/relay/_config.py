@@ -10,6 +10,8 @@
     key = "ik_coinrush_1"                  # what the game holds: write-only, revocable
     game = "coin-rush"
     services = ["playcamp", "playfab"]
+    [live]                                 # optional: the live page at /_relay/live/
+    admin_key_env = "PLAYHOOKS_RELAY_ADMIN_KEY"   # who may see it from elsewhere than this machine
 
 The services' secrets come from the environment, so the file can be kept in version control and
 shown to anyone; the ingest keys are in it, since they ship in games anyway and are revoked by
@@ -82,6 +84,15 @@ class Limits:
 
 
 @attrs.frozen
+class LiveSettings:
+    """Who may see the live page: loopback clients (unless ``loopback`` is off), and whoever
+    presents ``admin_key`` (from the environment, never shown)."""
+
+    admin_key: Optional[str] = attrs.field(default=None, repr=False)
+    loopback: bool = True
+
+
+@attrs.frozen
 class RedisSettings:
     url: str = attrs.field(repr=False)  # may hold a password
     prefix: str = "playhooks"
@@ -100,6 +111,7 @@ class RelayConfig:
     max_spool_records: int = DEFAULT_MAX_SPOOL_RECORDS
     max_spool_bytes: int = DEFAULT_MAX_SPOOL_BYTES
     redis: Optional[RedisSettings] = None
+    live: LiveSettings = LiveSettings()
     max_in_flight: int = 8
     connect_timeout: float = 5.0
     read_timeout: float = 10.0
@@ -165,7 +177,14 @@ def load_config(path: str, environ: Optional[Mapping[str, str]] = None) -> Relay
             reader.text(table, "redis", "prefix", "playhooks"),
             reader.number(table, "redis", "reclaim_after", DEFAULT_RECLAIM_AFTER),
         )
-    reader.no_other_tables({"playcamp", "playfab", "ingest_keys", "limits", "spool", "upstream", "redis"})
+    live = LiveSettings()
+    if "live" in document:
+        table = reader.table("live", {"admin_key_env", "loopback"})
+        live = LiveSettings(
+            _secret(reader, table, "live", "admin_key_env", environ) if "admin_key_env" in table else None,
+            reader.flag(table, "live", "loopback", True),
+        )
+    reader.no_other_tables({"playcamp", "playfab", "ingest_keys", "limits", "spool", "upstream", "redis", "live"})
     return RelayConfig(
         path=os.path.abspath(path),
         upstreams=upstreams,
@@ -175,6 +194,7 @@ def load_config(path: str, environ: Optional[Mapping[str, str]] = None) -> Relay
         max_spool_records=reader.whole(spool, "spool", "max_records", DEFAULT_MAX_SPOOL_RECORDS),
         max_spool_bytes=reader.whole(spool, "spool", "max_bytes", DEFAULT_MAX_SPOOL_BYTES),
         redis=redis,
+        live=live,
         max_in_flight=reader.whole(upstream, "upstream", "max_in_flight", 8),
         connect_timeout=reader.number(upstream, "upstream", "connect_timeout", 5.0),
         read_timeout=reader.number(upstream, "upstream", "read_timeout", 10.0),
