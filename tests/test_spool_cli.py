@@ -311,6 +311,36 @@ class TestPurge:
         assert planned == report["will_delete"]
         assert (None, 0) == (report["deleted"], report["left_being_sent"])
 
+    def test_a_full_purge_takes_the_quarantined_files_too(self, capsys, emulator, dead_spool, trackers):
+        """With no --service, the unreadable files in quarantine/ go with the rest."""
+        os.makedirs(os.path.join(dead_spool, "playfab", "queue"), exist_ok=True)
+        with open(os.path.join(dead_spool, "playfab", "queue", GARBAGE_NAME), "w", encoding="utf-8") as file:
+            file.write("this is not a spool record at all\n")
+        tracker = open_tracker(trackers, sinks(emulator), dead_spool)
+        tracker.flush(timeout=5)
+        tracker.close(timeout=5)
+        assert 1 == tracker.stats()["quarantined_files"]
+
+        status, out, _ = spool_command(capsys, "purge", dead_spool, "--yes")
+
+        assert 0 == status and "  quarantine: 1 unreadable file(s)\n" in out.split("Deleted:")[1]
+        assert [] == os.listdir(os.path.join(dead_spool, "quarantine"))
+
+    def test_what_a_running_game_is_sending_is_left_to_it(self, capsys, emulator, dead_spool, trackers):
+        """A live tracker's claim (its request hanging) is not deleted, and the purge says so; what
+        waits in the queue is."""
+        emulator.hang_next(1, route="playcamp", seconds=30)
+        tracker = open_tracker(trackers, sinks(emulator), dead_spool, read_timeout=30)
+        play(tracker, user="player-3", events=())
+        tracker.flush(timeout=0.2)
+        assert emulator.wait_until(lambda e: e.in_flight.get("playcamp") == 1, 10)
+
+        report = spool_json(capsys, "purge", dead_spool, "--yes")
+
+        assert (1, [os.getpid()]) == (report["left_being_sent"], [user["pid"] for user in report["in_use_by"]])
+        assert {"pending": {}, "dead": {"playcamp": 2, "playfab": 2}, "quarantined_files": 0, "checkpoints": 0} == report["deleted"]
+        assert 1 == len(records_in(dead_spool, "playcamp", "claimed"))
+
     @pytest.mark.parametrize("answer, status, left", [("yes", 0, 0), ("no", 1, 4)])
     def test_on_a_terminal_it_asks(self, full_spool, answer, status, left):
         """On a TTY it asks yes/no, and deletes only on yes."""
