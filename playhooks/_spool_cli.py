@@ -258,7 +258,7 @@ def _retry_dead(directory: str, service: Optional[str], as_json: bool) -> int:
         print(f"In use by {_users(users)}, which sends them at its next round: if it still has the wrong key or URL,")
         print("they are refused again; restart it with the fix and run retry-dead again.")
     else:
-        print("The game sends them at its next start (each record keeps its id: a service that has one already skips it).")
+        print("No running game uses this folder: the game sends them at its next start.")
     return 0
 
 
