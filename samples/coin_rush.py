@@ -8,7 +8,8 @@ What it shows:
   ``player_died`` and ``game_over``.
 - Where the payloads go. With no ``PLAYHOOKS_*`` variables set, the game starts playhooks' local
   emulator of PlayCamp and PlayFab in-process, sends to it over HTTP, and prints what it recorded
-  when you quit. With them set (see the README), it sends there instead.
+  when you quit, and where its live page was (while the game runs, that page shows each request
+  as it arrives). With them set (see the README), it sends there instead.
 
 Controls: arrow keys or WASD to move, F3 toggles the telemetry overlay, Esc quits (Ctrl-C in the
 terminal too: the session still ends and is sent). Collect every coin to clear a level. Spikes cost
@@ -219,6 +220,8 @@ def print_recorded(emulator, out):
     out.write(", ".join(f"{name} x{count}" for name, count in sorted(counts.items())) + "\n")
     if events:
         out.write("the last one: " + json.dumps(events[-1]) + "\n")
+    # The page closes with the game: `playhooks emulate` serves one that stays, for a game pointed at it.
+    out.write(f"The emulator's live page was {emulator.page_url} (it closed with the game; `playhooks emulate` keeps one open)\n")
 
 
 def main(argv=None):

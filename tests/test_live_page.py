@@ -445,3 +445,19 @@ class TestRelayPage:
         live = load_config(os.path.join(ROOT, "samples", "relay.toml")).live
 
         assert (None, True) == (live.admin_key, live.loopback)
+
+
+def test_coin_rush_says_where_its_emulators_page_was(tmp_path):
+    """Coin Rush, on its own emulator, ends its summary with the live page's address."""
+    pytest.importorskip("pygame", reason="Coin Rush needs pygame: pip install -e '.[pygame]'")
+    from helpers import ROOT
+
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("PLAYHOOKS_")}
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "samples", "coin_rush.py"), "--headless", "--frames", "60"],
+        capture_output=True, text=True, timeout=120, env=environment, cwd=tmp_path,
+    )
+
+    assert 0 == result.returncode, result.stderr
+    last = result.stdout.splitlines()[-1]
+    assert last.startswith("The emulator's live page was http://127.0.0.1:") and "/_emulator/ " in last
