@@ -109,14 +109,19 @@ class Settings:
         if self.spool_dir is not None:
             return os.fspath(self.spool_dir)
         script = sys.argv[0] if sys.argv and sys.argv[0] else ""
-        program = os.path.splitext(os.path.basename(script))[0] or "python"
-        # The path's hash too: every game's entry point may be called main.py, and two games must
-        # never share a spool (the second would send the first's sessions with its own keys).
-        # hashlib loads here, not with playhooks: OpenSSL's start is a few milliseconds of the game's.
-        import hashlib
+        return os.path.join(_user_data_folder(), "playhooks", program_folder_name(script))
 
-        digest = hashlib.sha256(os.path.abspath(script).encode("utf-8", "surrogateescape")).hexdigest()[:10]
-        return os.path.join(_user_data_folder(), "playhooks", f"{program}-{digest}")
+
+def program_folder_name(script: str) -> str:
+    """``<program>-<hash of its path>``: the name of a program's spool folder. The path's hash
+    too: every game's entry point may be called main.py, and two games must never share a spool
+    (the second would send the first's sessions with its own keys)."""
+    # hashlib loads here, not with playhooks: OpenSSL's start is a few milliseconds of the game's.
+    import hashlib
+
+    program = os.path.splitext(os.path.basename(script))[0] or "python"
+    digest = hashlib.sha256(os.path.abspath(script).encode("utf-8", "surrogateescape")).hexdigest()[:10]
+    return f"{program}-{digest}"
 
 
 def spool_folders(settings: Settings) -> Iterator[str]:

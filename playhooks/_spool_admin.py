@@ -29,7 +29,7 @@ from typing import Dict, Iterable, List, Optional, Tuple
 import attrs
 
 from ._owners import HEARTBEAT_SECONDS, NAMESPACE, beat, heartbeat_age, new_owner, owner_is_alive, retire_owner
-from ._settings import _user_data_folder
+from ._settings import _user_data_folder, program_folder_name
 from ._spool import _RESERVED, _SEPARATOR, Record, _fsync_folder, _list, _list_destinations, _parse_name, _queue_name, _stat_files
 
 __all__ = [
@@ -178,7 +178,7 @@ def program_folder(program: str, roots: Optional[Iterable[str]] = None) -> str:
     """
     roots = list(spool_roots() if roots is None else roots)
     if os.sep in program or (os.altsep or os.sep) in program or os.path.isfile(program):
-        name = _default_name(program)
+        name = program_folder_name(program)
         candidates = [os.path.join(root, name) for root in roots]
     else:
         candidates = [summary.directory for summary in _spools_in(roots) if summary.program == program]
@@ -190,16 +190,6 @@ def program_folder(program: str, roots: Optional[Iterable[str]] = None) -> str:
         raise NotASpool(f"no spool of a program {program!r} in {where} (`playhooks spool status` lists those found)")
     listed = ", ".join(found)
     raise NotASpool(f"several programs named {program!r} have spools ({listed}): give the game's script path or the folder")
-
-
-def _default_name(script: str) -> str:
-    """``<program>-<hash of its path>``, as ``Settings.spool_folder`` names a script's spool (a test
-    holds the two to the same answer)."""
-    import hashlib
-
-    program = os.path.splitext(os.path.basename(script))[0] or "python"
-    digest = hashlib.sha256(os.path.abspath(script).encode("utf-8", "surrogateescape")).hexdigest()[:10]
-    return f"{program}-{digest}"
 
 
 def find_spools(roots: Optional[Iterable[str]] = None, now: Optional[float] = None) -> List[SpoolSummary]:
