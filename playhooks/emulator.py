@@ -51,7 +51,7 @@ from typing import Any, Callable, Deque, Dict, Iterable, List, Mapping, Optional
 
 import attrs
 
-from . import _wire
+from . import _live_page, _wire
 from ._api import (
     STATUS_LINES,
     bulk_envelope_problem,
@@ -62,7 +62,6 @@ from ._api import (
     playcamp_validation_body,
     playfab_error_body,
 )
-from . import _live_page
 from ._activity import ACCEPTED, DROPPED, REJECTED, ActivityLog, Tally
 from ._errors import PayloadError
 from ._faults import DEFAULT_HANG_SECONDS, ROUTE_GROUPS, Fault, FaultPlan
@@ -392,6 +391,11 @@ class Emulator:
             else:
                 reply = self._serve_route(environ, path, raw)
             return reply
+        except DropConnection:
+            raise
+        except BaseException:  # the server answers 500: the row says so, not "dropped"
+            reply = _Reply(500, {"error": "the emulator failed to answer this request"})
+            raise
         finally:
             self._log_activity(environ, arrived, service, method, path, raw, reply)
             with self._lock:
