@@ -498,3 +498,84 @@ def fill_events(tracker, count, chunk, name="backlog", start=0):
 def filler_settings(chunk):
     """The filler's rounds come every 5 ms so a chunk is spooled at once; its queue holds a chunk."""
     return {"flush_interval": 0.005, "max_queue": max(chunk * 2, 10_000)}
+
+
+# -- sessions, for the report (tests/benchmarks/report.py) ---------------------------------------
+
+
+def fill_sessions(filler, count, chunk):
+    """``count`` sessions of a minute each (the filler runs on a ``ManualClock``), ``chunk`` at a
+    time, each chunk in the spool before the next. Returns the spooled count."""
+    base = filler.stats()["written_to_spool"]
+    for first in range(0, count, chunk):
+        opened = [filler.on_session_start(f"player-{number}") for number in range(first, min(count, first + chunk))]
+        filler.settings.clock.advance(60)
+        for session in opened:
+            filler.on_session_end(session)
+        wait_spooled(filler, base + first + len(opened))
+    return filler.stats()["written_to_spool"] - base
+
+
+def captured_session_request():
+    """The path, headers and body of one PlayCamp session as a tracker sends it (not through the
+    bulk endpoint), read off the wire by a one-shot loopback server, as ``captured_event_request``
+    does for an event."""
+    from playhooks.testing import ManualClock
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.settimeout(30)
+    seen = {}
+
+    def serve():
+        connection, _ = listener.accept()
+        with connection:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += connection.recv(65536)
+            head, _, body = data.partition(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            headers = dict(line.split(":", 1) for line in lines[1:])
+            headers = {name.strip(): value.strip() for name, value in headers.items()}
+            length = int({name.lower(): value for name, value in headers.items()}.get("content-length", "0"))
+            while len(body) < length:
+                body += connection.recv(65536)
+            answer = json.dumps({"data": {"recorded": True}}).encode()
+            connection.sendall(
+                b"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nConnection: close\r\n"
+                + f"Content-Length: {len(answer)}\r\n\r\n".encode()
+                + answer
+            )
+            seen.update(line=lines[0], headers=headers, body=body[:length])
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    with spool_folder() as folder:
+        tracker = playhooks.Tracker([playhooks.PlayCamp("key:secret", url)], spool_dir=folder, clock=ManualClock())
+        session = tracker.on_session_start("player-1")
+        tracker.settings.clock.advance(60)
+        tracker.on_session_end(session)
+        server.join(30)
+        tracker.close(timeout=5)
+    listener.close()
+    if "line" not in seen:
+        raise RuntimeError("the tracker sent no session to the capturing server")
+    headers = {name: value for name, value in seen["headers"].items() if name.lower() not in ("host", "content-length")}
+    return Request(seen["line"].split(" ")[1], headers, seen["body"])
+
+
+def bare_post(emulator, path, headers, bodies):
+    """Seconds a bare urllib3 client takes to POST each of ``bodies`` to ``path`` serially on one
+    kept-alive connection, and how many answers were not a 200 or 201."""
+    pool = urllib3.HTTPConnectionPool(emulator.host, emulator.port, maxsize=1, retries=False, timeout=urllib3.Timeout(connect=5, read=60))
+    bad = 0
+    started = time.perf_counter()
+    for body in bodies:
+        response = pool.request("POST", path, body=body, headers=headers)
+        if response.status not in (200, 201):
+            bad += 1
+    took = time.perf_counter() - started
+    pool.close()
+    return took, bad
