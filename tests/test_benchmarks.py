@@ -128,3 +128,22 @@ def test_relay_benchmark_runs():
     assert "waitress, 1 process x 8 threads, session " in result.stdout
     assert "Forwarding a stored backlog of 200 events and 200 sessions" in result.stdout
     assert "(arrived: " not in result.stdout
+
+
+def test_report_runs(tmp_path):
+    """A quick run writes report.md with every section, skipping with a note any peer (or
+    matplotlib) that is not installed rather than failing."""
+    result = subprocess.run(
+        [sys.executable, os.path.join(BENCHMARKS, "report.py"), "--quick", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+    assert 0 == result.returncode, result.stderr
+    report = (tmp_path / "report.md").read_text()
+    for section in ("## Targets (issue 13)", "## Hook cost", "## A burst", "## A game loop", "## Import time and memory", "## Delivery"):
+        assert section in report
+    assert "connections beyond the loopback attempted: 0" in report
+    for name in ("segment", "posthog", "mixpanel", "amplitude"):
+        assert f"**{name} skipped**" in report or f"| {name} |" in report
