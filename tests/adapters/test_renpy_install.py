@@ -207,6 +207,6 @@ class TestOnTheEnginesPython:
         )
         result = subprocess.run([python, "-I", "-S", "-c", script], capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, result.stderr
-        assert "pending 0 sent 1" in result.stdout, result.stdout + result.stderr
+        assert "pending 0 confirmed_by_service 1" in result.stdout, result.stdout + result.stderr
         assert emulator.wait_until(lambda e: len(e.events) == 1, 10)
         assert emulator.events[0]["EventName"] == "chapter_completed"
