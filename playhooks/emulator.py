@@ -397,11 +397,12 @@ class Emulator:
             reply = _Reply(500, {"error": "the emulator failed to answer this request"})
             raise
         finally:
-            self._log_activity(environ, arrived, service, method, path, raw, reply)
             with self._lock:
                 if service is not None:
                     self._in_flight[service] -= 1
                 self._changed.notify_all()
+            # After: the count of requests in flight is what tests wait on, and the page can wait.
+            self._log_activity(environ, arrived, service, method, path, raw, reply)
 
     def _log_activity(
         self, environ: Dict[str, Any], arrived: float, service: Optional[str], method: str, path: str, raw: bytes, reply: Optional[_Reply]

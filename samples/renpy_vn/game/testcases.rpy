@@ -5,7 +5,9 @@
 ## waits for the text.
 
 ## The story, back to the menu, the same choice again (replayed), back again, the other choice (a
-## new branch), then a save and a load: each event is sent once.
+## new branch), then a save, an autosave and a load: each event is sent once. The autosave is
+## asked for twice, a second apart: Ren'Py skips one asked for while its background autosave (made
+## at each choice) is still running.
 testcase branches:
     click until "Climb the stairs" pos (0.5, 0.5)
     click until label lamp
@@ -14,6 +16,9 @@ testcase branches:
     run Rollback() until "Wait for morning" pos (0.5, 0.5)
     click until move (0.5, 0.5) pattern "Next time, then."
     run FileSave(1, confirm=False)
+    pause 1.0
+    $ renpy.force_autosave(block=True)
+    pause 1.0
     $ renpy.force_autosave(block=True)
     pause 0.5
     run FileLoad(1, confirm=False)
