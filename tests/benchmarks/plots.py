@@ -1,6 +1,7 @@
 """The report's figures, drawn with matplotlib when it is installed (each function returns the PNG's
 file name, or None when matplotlib is missing: the report then says so instead of showing it)."""
 
+import importlib.util
 import os
 
 COLOURS = {
@@ -16,11 +17,7 @@ COLOURS = {
 
 
 def available():
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return importlib.util.find_spec("matplotlib") is not None
 
 
 def _pyplot():
