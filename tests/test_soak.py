@@ -1,9 +1,9 @@
 """The chaos soak (``tests/benchmarks/soak.py``) runs, finds nothing lost in a tiny run, and can fail.
 
-A tiny run only: two rounds of two slots, with half a second of grace past ``flush_interval``
-rather than issue 8's 150 ms: on a loaded machine a starved worker can miss that bound (see the
-soak's report), and this test is about the soak working, not about the machine. The soak's own
-runs (short, and ``--long``) hold the 150 ms.
+A tiny run only: two rounds of two slots, with a second of grace past ``flush_interval`` rather
+than issue 8's 150 ms: on a loaded machine a tracker's worker can miss that bound by hundreds of
+milliseconds (the soak found it), and this test is about the soak working, not about the machine.
+The soak's own runs (short, and ``--long``) hold the 150 ms.
 """
 
 import os
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.skipif(
 
 def run_soak(*options):
     result = subprocess.run(
-        [sys.executable, SOAK, "--rounds", "2", "--slots", "2", "--seed", "13", "--grace", "0.5", *options],
+        [sys.executable, SOAK, "--rounds", "2", "--slots", "2", "--seed", "13", "--grace", "1.0", *options],
         capture_output=True,
         text=True,
         timeout=300,
@@ -37,8 +37,8 @@ class TestSoak:
 
         assert 0 == result.returncode, result.stdout + result.stderr
         assert 1 == len(summary), result.stdout
-        assert " lost 0," in summary[0]
-        assert " duplicate sessions 0 " in summary[0]
+        assert " lost 0," in summary[0], result.stdout
+        assert " duplicate sessions 0 " in summary[0], result.stdout
 
     def test_a_hidden_delivery_is_reported_lost(self):
         """--self-check hides one delivered event from the check: the soak reports it lost and exits 1."""
@@ -46,5 +46,5 @@ class TestSoak:
 
         assert 1 == result.returncode, result.stdout + result.stderr
         assert 1 == len(summary), result.stdout
-        assert " lost 1," in summary[0]
-        assert "self-check: event " in result.stdout
+        assert " lost 1," in summary[0], result.stdout
+        assert "self-check: event " in result.stdout, result.stdout

@@ -653,16 +653,24 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f"faults scripted: {scripted or 'none'}; at random: {arguments.fault_rate:.0%} of requests (503, 500 or a drop)")
     if check.hidden is not None:
         print(f"self-check: event {check.hidden[0]}.{check.hidden[1]} was delivered, and is hidden from the check")
-    for title, lines in (("lost", check.lost), ("double counted", check.double_counted), ("PlayFab duplicates", check.unexplained), ("problems", check.problems)):
-        for line in lines[:20]:
-            print(f"{title}: {line}")
-        if len(lines) > 20:
-            print(f"{title}: ... and {len(lines) - 20} more")
-    print(check.report(time.monotonic() - began))
+    found = [
+        f"{title}: {line}"
+        for title, lines in (("lost", check.lost), ("double counted", check.double_counted), ("PlayFab duplicates", check.unexplained), ("problems", check.problems))
+        for line in lines
+    ]
+    for line in found[:20]:
+        print(line)
+    if len(found) > 20:
+        print(f"... and {len(found) - 20} more (all in report.txt)")
+    summary = check.report(time.monotonic() - began)
+    print(summary)
     if check.failed or arguments.keep:
         with open(os.path.join(root, "stored.json"), "w", encoding="utf-8") as file:
             json.dump({"during": soak.chaos.stored(), "drain": soak.calm.stored()}, file)
-        print(f"spools, logs and what the emulators stored (stored.json) kept in {root}")
+        with open(os.path.join(root, "report.txt"), "w", encoding="utf-8") as file:
+            kills = [f"kill: {game.tag} at {game.killed_at}" for game in soak.games if game.killed_at is not None]
+            file.write("\n".join(found + kills + [summary]) + "\n")
+        print(f"spools, logs, what the emulators stored (stored.json) and every finding (report.txt) kept in {root}")
     else:
         shutil.rmtree(root, ignore_errors=True)
     return 1 if check.failed else 0
