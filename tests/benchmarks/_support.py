@@ -236,13 +236,18 @@ class Emulator:
 
     def __exit__(self, *exc_info):
         self.http.clear()
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(10)
-        self.process.stdout.close()
+        end_process(self.process)
+
+
+def end_process(process):
+    """Stop a server process of a benchmark's: asked first, killed after 10 s."""
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
+    process.stdout.close()
 
 
 # -- the bare urllib3 baseline -------------------------------------------------------------------
@@ -260,6 +265,22 @@ class Request:
 def captured_event_request(overrides=None):
     """The path, headers and body a tracker sends for one character event, read off the wire by a
     one-shot loopback server (so the baseline sends what this checkout sends, whatever it is)."""
+
+    def send(url):
+        with spool_folder() as folder:
+            tracker = playhooks.Tracker([playhooks.PlayFab(TITLE_ID, SECRET_KEY, url)], spool_dir=folder, **(overrides or {}))
+            tracker.on_character_event("coin_collected", body={"n": 0}, **PLAYER)
+            yield
+            tracker.close(timeout=5)
+
+    answer = {"code": 200, "status": "OK", "data": {"EventId": "0" * 32}}
+    return _captured_request(send, b"200 OK", answer)
+
+
+def _captured_request(send, status, answer):
+    """The first request ``send(url)`` makes, read by a one-shot loopback server that answers it
+    ``status`` and ``answer``. ``send`` is a generator: it sends, yields while the request is
+    read, then tidies up."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(8)
@@ -281,22 +302,20 @@ def captured_event_request(overrides=None):
             length = int({name.lower(): value for name, value in headers.items()}.get("content-length", "0"))
             while len(body) < length:
                 body += connection.recv(65536)
-            answer = json.dumps({"code": 200, "status": "OK", "data": {"EventId": "0" * 32}}).encode()
+            reply = json.dumps(answer).encode()
             connection.sendall(
-                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
-                + f"Content-Length: {len(answer)}\r\n\r\n".encode()
-                + answer
+                b"HTTP/1.1 " + status + b"\r\nContent-Type: application/json\r\nConnection: close\r\n"
+                + f"Content-Length: {len(reply)}\r\n\r\n".encode()
+                + reply
             )
             seen.update(line=lines[0], headers=headers, body=body[:length])
 
     server = threading.Thread(target=serve, daemon=True)
     server.start()
-    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
-    with spool_folder() as folder:
-        tracker = playhooks.Tracker([playhooks.PlayFab(TITLE_ID, SECRET_KEY, url)], spool_dir=folder, **(overrides or {}))
-        tracker.on_character_event("coin_collected", body={"n": 0}, **PLAYER)
-        server.join(30)
-        tracker.close(timeout=5)
+    sending = send(f"http://127.0.0.1:{listener.getsockname()[1]}")
+    next(sending)
+    server.join(30)
+    next(sending, None)
     listener.close()
     if "line" not in seen:
         raise RuntimeError("the tracker sent no request to the capturing server")
@@ -518,52 +537,19 @@ def fill_sessions(filler, count, chunk):
 
 def captured_session_request():
     """The path, headers and body of one PlayCamp session as a tracker sends it (not through the
-    bulk endpoint), read off the wire by a one-shot loopback server, as ``captured_event_request``
-    does for an event."""
+    bulk endpoint), as ``captured_event_request`` reads an event's."""
     from playhooks.testing import ManualClock
 
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    listener.settimeout(30)
-    seen = {}
+    def send(url):
+        with spool_folder() as folder:
+            tracker = playhooks.Tracker([playhooks.PlayCamp("key:secret", url)], spool_dir=folder, clock=ManualClock())
+            session = tracker.on_session_start("player-1")
+            tracker.settings.clock.advance(60)
+            tracker.on_session_end(session)
+            yield
+            tracker.close(timeout=5)
 
-    def serve():
-        connection, _ = listener.accept()
-        with connection:
-            data = b""
-            while b"\r\n\r\n" not in data:
-                data += connection.recv(65536)
-            head, _, body = data.partition(b"\r\n\r\n")
-            lines = head.decode("latin-1").split("\r\n")
-            headers = dict(line.split(":", 1) for line in lines[1:])
-            headers = {name.strip(): value.strip() for name, value in headers.items()}
-            length = int({name.lower(): value for name, value in headers.items()}.get("content-length", "0"))
-            while len(body) < length:
-                body += connection.recv(65536)
-            answer = json.dumps({"data": {"recorded": True}}).encode()
-            connection.sendall(
-                b"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nConnection: close\r\n"
-                + f"Content-Length: {len(answer)}\r\n\r\n".encode()
-                + answer
-            )
-            seen.update(line=lines[0], headers=headers, body=body[:length])
-
-    server = threading.Thread(target=serve, daemon=True)
-    server.start()
-    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
-    with spool_folder() as folder:
-        tracker = playhooks.Tracker([playhooks.PlayCamp("key:secret", url)], spool_dir=folder, clock=ManualClock())
-        session = tracker.on_session_start("player-1")
-        tracker.settings.clock.advance(60)
-        tracker.on_session_end(session)
-        server.join(30)
-        tracker.close(timeout=5)
-    listener.close()
-    if "line" not in seen:
-        raise RuntimeError("the tracker sent no session to the capturing server")
-    headers = {name: value for name, value in seen["headers"].items() if name.lower() not in ("host", "content-length")}
-    return Request(seen["line"].split(" ")[1], headers, seen["body"])
+    return _captured_request(send, b"201 Created", {"data": {"recorded": True}})
 
 
 def bare_post(emulator, path, headers, bodies):

@@ -128,13 +128,9 @@ class LoopbackServer:
         self._call("POST", "/_reset")
 
     def __exit__(self, *exc_info):
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(10)
-        self.process.stdout.close()
+        from _support import end_process  # here, as elsewhere in this file: a memory probe runs it alone
+
+        end_process(self.process)
 
 
 def _wait(predicate, timeout, poll=0.005):
