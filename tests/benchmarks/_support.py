@@ -519,7 +519,7 @@ def filler_settings(chunk):
     return {"flush_interval": 0.005, "max_queue": max(chunk * 2, 10_000)}
 
 
-# -- sessions, for the report (tests/benchmarks/report.py) ---------------------------------------
+# -- sessions, for bench_delivery and the report -------------------------------------------------
 
 
 def fill_sessions(filler, count, chunk):

@@ -96,14 +96,7 @@ def throughput(emulator, events, sessions):
         return events, _support.fill_events(filler, events, FILL_CHUNK, name="tick")
 
     def fill_sessions(filler):
-        base = filler.stats()["written_to_spool"]
-        for first in range(0, sessions, FILL_CHUNK):
-            opened = [filler.on_session_start(f"player-{number}") for number in range(first, min(sessions, first + FILL_CHUNK))]
-            filler.settings.clock.advance(60)
-            for session in opened:
-                filler.on_session_end(session)
-            _support.wait_spooled(filler, base + first + len(opened))
-        return sessions, filler.stats()["written_to_spool"] - base
+        return sessions, _support.fill_sessions(filler, sessions, FILL_CHUNK)
 
     rows = {}
     for label, fill, counter in (("events", fill_events, "events"), ("sessions (bulk)", fill_sessions, "sessions")):

@@ -134,6 +134,7 @@ class LoopbackServer:
 
 
 def _wait(predicate, timeout, poll=0.005):
+    # Not _support.wait_until: importing _support loads playhooks, which a peer's memory probe must not count.
     deadline = time.perf_counter() + timeout
     while not predicate():
         if time.perf_counter() > deadline:
