@@ -130,20 +130,22 @@ def spool_folders(settings: Settings) -> Iterator[str]:
     second is looked for, and made, only if asked for."""
     folder = settings.spool_folder()
     yield folder
-    fallback = _private_temporary_folder()
+    fallback = private_temporary_folder()
     if fallback is not None:
         yield os.path.join(fallback, os.path.basename(folder.rstrip("/\\")) or "spool")
 
 
-def _private_temporary_folder() -> Optional[str]:
-    """``playhooks-<user>`` in the temporary folder, made ours alone; None where that cannot be
-    had safely (another user made it first, or it is a link planted to redirect our writes)."""
+def private_temporary_folder(make: bool = True) -> Optional[str]:
+    """``playhooks-<user>`` in the temporary folder, made ours alone (or, without ``make``, only if
+    it is there already); None where that cannot be had safely (another user made it first, or it
+    is a link planted to redirect our writes)."""
     import tempfile
 
     try:
         user = os.getuid() if hasattr(os, "getuid") else 0
         folder = os.path.join(tempfile.gettempdir(), f"playhooks-{user}")
-        os.makedirs(folder, mode=0o700, exist_ok=True)
+        if make:
+            os.makedirs(folder, mode=0o700, exist_ok=True)
         status = os.lstat(folder)
     except OSError:
         return None

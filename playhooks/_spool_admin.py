@@ -22,15 +22,26 @@ the spool gives two trackers sharing a folder (see ``_spool``), and nothing else
 
 import os
 import re
-import tempfile
 import time
 from typing import Dict, Iterable, List, Optional, Tuple
 
 import attrs
 
 from ._owners import HEARTBEAT_SECONDS, NAMESPACE, beat, heartbeat_age, new_owner, owner_is_alive, retire_owner
-from ._settings import _user_data_folder, program_folder_name
-from ._spool import _RESERVED, _SEPARATOR, Record, _fsync_folder, _list, _list_destinations, _parse_name, _queue_name, _stat_files
+from ._settings import _user_data_folder, private_temporary_folder, program_folder_name
+from ._spool import (
+    _RESERVED,
+    _SEPARATOR,
+    Record,
+    _encode,
+    _fsync_folder,
+    _list,
+    _list_destinations,
+    _parse_name,
+    _queue_name,
+    _remove,
+    _stat_files,
+)
 
 __all__ = [
     "DeadReason",
@@ -157,15 +168,9 @@ def spool_roots() -> List[str]:
     """Where trackers make their spools by default: ``playhooks`` in the user's data folder, then
     the private temporary folder a tracker falls back to when that one cannot be written."""
     roots = [os.path.join(_user_data_folder(), "playhooks")]
-    # Named as _settings._private_temporary_folder names it; looked at, never made, and only when
-    # it is this user's own folder (anyone may make a folder of that name in /tmp).
-    fallback = os.path.join(tempfile.gettempdir(), f"playhooks-{os.getuid() if hasattr(os, 'getuid') else 0}")
-    try:
-        status = os.lstat(fallback)
-        if not hasattr(os, "getuid") or (status.st_uid == os.getuid() and not os.path.islink(fallback)):
-            roots.append(fallback)
-    except OSError:
-        pass
+    fallback = private_temporary_folder(make=False)  # looked at, never made
+    if fallback is not None:
+        roots.append(fallback)
     return roots
 
 
@@ -338,7 +343,7 @@ def retry_dead(directory: str, service: Optional[str] = None, now: Optional[floa
                 requeued[destination] = requeued.get(destination, 0) + count
     finally:
         retire_owner(owner)
-        _remove_quietly(heartbeat)
+        _remove(heartbeat)
     return Requeued(requeued, tuple(unreadable))
 
 
@@ -358,7 +363,7 @@ def _requeue(directory: str, path: str, destination: str, owner: str, now: float
         return None
     for record in records:
         record.attempts, record.error, record.created = 0, None, now
-    data = "".join(record.to_line() for record in records).encode("utf-8")
+    data = _encode(records)
     temporary = os.path.join(directory, "tmp", f"{owner}{_SEPARATOR}{name}")
     try:
         with open(temporary, "wb") as file:
@@ -367,7 +372,7 @@ def _requeue(directory: str, path: str, destination: str, owner: str, now: float
             os.fsync(file.fileno())
         os.replace(temporary, taken)
     except OSError:
-        _remove_quietly(temporary)
+        _remove(temporary)
         raise
     queue = os.path.join(directory, destination, "queue")
     os.makedirs(queue, exist_ok=True)
@@ -534,11 +539,3 @@ def _move(source: str, target: str) -> None:
         os.replace(source, target)
     except OSError:
         pass  # it stays where it is, taken: the next retry-dead looks at it again
-
-
-def _remove_quietly(path: str) -> None:
-    try:
-        os.remove(path)
-    except OSError:
-        pass
-
