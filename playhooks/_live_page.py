@@ -36,8 +36,23 @@ PAGE_HEADERS = (
 Answer = Tuple[int, List[Tuple[str, str]], bytes]  # status, headers, body
 
 
-def is_page_file(name: str) -> bool:
-    return name in FILES
+def serve(address: str, path: str, method: str, query: str, log: ActivityLog, tally: Tally, server: str) -> Optional[Answer]:
+    """The page's answer to a GET or HEAD of ``path`` under its ``address`` (its files, its feed,
+    and the redirect to the address itself); None for any other request, which the server answers."""
+    if path == address.rstrip("/"):
+        return redirect(address)
+    if not path.startswith(address) or method not in ("GET", "HEAD"):
+        return None
+    name = path[len(address) :]
+    if name in FILES:
+        return page_file(name)
+    if name != "activity":
+        return None
+    try:
+        answer = activity(log, tally, query, server)
+    except ValueError as error:
+        return json_answer(400, {"error": str(error)})
+    return json_answer(200, answer)
 
 
 def page_file(name: str) -> Answer:

@@ -418,20 +418,8 @@ class Emulator:
 
     def _page(self, method: str, path: str, environ: Dict[str, Any]) -> Optional[_live_page.Answer]:
         """The live page's files and JSON, or None for any other path."""
-        if path == INSPECTION.rstrip("/"):
-            return _live_page.redirect(INSPECTION)
-        if not path.startswith(INSPECTION) or method not in ("GET", "HEAD"):
-            return None
-        name = path[len(INSPECTION) :]
-        if _live_page.is_page_file(name):
-            return _live_page.page_file(name)
-        if name != "activity":
-            return None
-        try:
-            answer = _live_page.activity(self._activity, self._tally, environ.get("QUERY_STRING", ""), "emulator")
-        except ValueError as error:
-            return _live_page.json_answer(400, {"error": str(error)})
-        return _live_page.json_answer(200, answer)
+        query = environ.get("QUERY_STRING", "")
+        return _live_page.serve(INSPECTION, path, method, query, self._activity, self._tally, "emulator")
 
     def _serve_route(self, environ: Dict[str, Any], path: str, raw: bytes) -> _Reply:
         routes = {

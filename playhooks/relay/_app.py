@@ -237,20 +237,12 @@ class Relay:
         refused = self._live_refusal(environ)
         if refused is not None:
             return refused
-        if path == LIVE.rstrip("/"):
-            return _live_page.redirect(LIVE)
+        answer = _live_page.serve(LIVE, path, method, environ.get("QUERY_STRING", ""), self._activity, self._tally, "relay")
+        if answer is not None:
+            return answer
         if method not in ("GET", "HEAD"):
             return _live_page.json_answer(405, {"error": "only GET"})
-        name = path[len(LIVE) :]
-        if _live_page.is_page_file(name):
-            return _live_page.page_file(name)
-        if name != "activity":
-            return _live_page.json_answer(404, {"error": f"no route {path}"})
-        try:
-            answer = _live_page.activity(self._activity, self._tally, environ.get("QUERY_STRING", ""), "relay")
-        except ValueError as error:
-            return _live_page.json_answer(400, {"error": str(error)})
-        return _live_page.json_answer(200, answer)
+        return _live_page.json_answer(404, {"error": f"no route {path}"})
 
     def _live_refusal(self, environ: Dict[str, Any]) -> Optional[_live_page.Answer]:
         """None for a client that may see the live page; else the answer that turns it away."""
