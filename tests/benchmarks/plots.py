@@ -11,6 +11,7 @@ COLOURS = {
     "mixpanel": "#e7298a",
     "amplitude": "#66a61e",
     "floor": "#999999",
+    "empty": "#cccccc",
     "without telemetry": "#333333",
     "bare urllib3": "#999999",
 }
