@@ -80,7 +80,7 @@ class Pipeline:
         """
         with self._lock:
             if self._wire is None:
-                from . import _payloads, _wire  # the models load here, off the game's import
+                from . import _payloads, _wire  # loaded already when the tracker has delivery sinks
 
                 self._wire, self._payloads = _wire, _payloads
             payloads = []

@@ -498,7 +498,7 @@ class Lane:
     def _transport_or_new(self) -> Any:
         with self._lock:
             if self._transport is None:
-                self._transport = self._transport_factory()  # urllib3 loads here, off the game's thread
+                self._transport = self._transport_factory()  # urllib3 and the TLS roots came with the tracker
             return self._transport
 
     def _note(self, request: _Request, outcomes: List[Outcome]) -> None:

@@ -129,6 +129,8 @@ class Tracker:
         if delivery:
             from . import _owners, _sender, _spool
 
+            _load_for_delivery()
+
             settings = self.settings
             self._owner = _owners.new_owner()
             self._spool = _spool.open_spool(
@@ -524,8 +526,21 @@ class Tracker:
         self._refuse(reason, detail)
 
 
+def _load_for_delivery() -> None:
+    """Load here, on the thread making the tracker, what its worker and sender would otherwise
+    load as they start: the models, urllib3 and the TLS roots (about 80 ms, once a process).
+
+    Loaded by those threads, they raced the first events to the spool: on a starved machine the
+    first events of a game killed early were not on disk in time. They also cost the game a frame
+    hitch as play began, where making the tracker costs it at start-up, before play.
+    """
+    from . import _payloads, _transport, _wire  # noqa: F401
+
+    _transport.shared_ssl_context()
+
+
 def _transport(settings: Settings) -> Any:
-    from ._transport import Transport  # urllib3 loads here, on the sender's thread
+    from ._transport import Transport
 
     return Transport(settings.connect_timeout, settings.read_timeout, settings.max_in_flight)
 

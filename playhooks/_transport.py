@@ -64,12 +64,21 @@ class _HTTPSPool(HTTPSConnectionPool):
     ConnectionCls = _HTTPSConnection
 
 
-def _ssl_context() -> ssl.SSLContext:
-    try:
-        import certifi
-    except ImportError:
-        return ssl.create_default_context()
-    return ssl.create_default_context(cafile=certifi.where())
+_shared_ssl_context: Optional[ssl.SSLContext] = None
+
+
+def shared_ssl_context() -> ssl.SSLContext:
+    """The process's TLS context, made once: reading the roots takes tens of milliseconds, and
+    a context serves any number of client connections."""
+    global _shared_ssl_context
+    if _shared_ssl_context is None:
+        try:
+            import certifi
+        except ImportError:
+            _shared_ssl_context = ssl.create_default_context()
+        else:
+            _shared_ssl_context = ssl.create_default_context(cafile=certifi.where())
+    return _shared_ssl_context
 
 
 class Transport:
@@ -89,7 +98,7 @@ class Transport:
             retries=False,
             timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),
             cert_reqs="CERT_REQUIRED",
-            ssl_context=_ssl_context(),
+            ssl_context=shared_ssl_context(),
         )
         self._manager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
         self._routes: Dict[str, Tuple[Any, str]] = {}  # url -> (its host's pool, its path)

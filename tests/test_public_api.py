@@ -133,14 +133,14 @@ LOADED_LATER = [
     "cattrs",  # only to read JSON into models: the emulator, tests
     "hashlib",  # the default spool folder's name, when a delivery sink first needs it
     "logging",  # when something is first said
-    "playhooks._payloads",  # the worker's, at its first round
+    "playhooks._payloads",  # a tracker with a delivery sink; else the worker's, at its first round
     "playhooks._sender",  # a tracker with a delivery sink
     "playhooks._spool",
-    "playhooks._wire",  # the worker's, at its first round
+    "playhooks._wire",  # as _payloads
     "playhooks.emulator",
     "random",
     "tempfile",  # the fallback spool folder, when the first cannot be written
-    "urllib3",  # the sender's, at its first request
+    "urllib3",  # a tracker with a delivery sink
     "uuid",
 ]
 MODELS_MADE_LATER = ["CharacterEvent", "PlaytimeSession", "PlayFabError", "BulkPlaytimeResult"]
@@ -157,6 +157,21 @@ class TestWhatImportLeavesForLater:
         )
         result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
         assert ["", ""] == result.stdout.split("\n")[:2]
+
+    def test_a_tracker_with_a_delivery_sink_loads_them_before_it_returns(self, tmp_path):
+        """The models, urllib3 and the TLS roots load on the thread making the tracker, before any
+        payload: loaded by its worker and sender instead, they raced a starved game's first events
+        to the spool (the chaos soak lost them)."""
+        script = (
+            "import sys, playhooks\n"
+            f"tracker = playhooks.Tracker([playhooks.PlayFab('ABCD', 'secret', 'http://127.0.0.1:9')], spool_dir={str(tmp_path)!r})\n"
+            "from playhooks import _transport\n"
+            "print(' '.join(name for name in ('urllib3', 'playhooks._payloads', 'playhooks._wire') if name in sys.modules))\n"
+            "print(_transport._shared_ssl_context is not None)\n"
+            "tracker.close(1)\n"
+        )
+        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+        assert ["urllib3 playhooks._payloads playhooks._wire", "True"] == result.stdout.split("\n")[:2]
 
     def test_a_model_is_made_when_first_asked_for(self):
         """The models exist, and are the same classes, however and wherever they are first asked for."""
