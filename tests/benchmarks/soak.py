@@ -407,11 +407,11 @@ class Played:
     def quit_cleanly(self) -> bool:
         return self.game.killed_at is None and self.closed is not None and self.game.process.returncode == 0
 
-    def cutoff(self, grace: float, startup_grace: float = 0.0) -> float:
+    def cutoff(self, grace: float) -> float:
         """Accepted by this moment: due."""
         if self.quit_cleanly:
             return float("inf")
-        if self.game.killed_at is None or self.excused(startup_grace):
+        if self.game.killed_at is None:
             return self.confirmed  # only what a flush confirmed is promised
         return max(self.game.killed_at - FLUSH_INTERVAL - grace, self.confirmed)
 
@@ -420,10 +420,6 @@ class Played:
         main thread was starved of the CPU that long likely had its worker starved too."""
         end = self.game.killed_at
         return max((seconds for when, seconds in self.stalls if since < when <= end), default=0.0)
-
-    def excused(self, startup_grace: float) -> bool:
-        """Killed within ``startup_grace`` seconds of making its tracker (``--startup-grace``)."""
-        return self.game.killed_at is not None and self.made is not None and self.game.killed_at - self.made < startup_grace
 
     def sessions(self) -> Dict[str, Tuple[float, float]]:
         """Ended sessions, by sessionId: (start's return, end's call); those left open at a clean
@@ -440,7 +436,7 @@ class Check:
 
     def __init__(self, soak: Soak) -> None:
         self.soak = soak
-        grace, self.startup_grace = soak.arguments.grace, soak.arguments.startup_grace
+        grace = soak.arguments.grace
         self.played = [Played(game) for game in soak.games]
         self.problems: List[str] = []
         # What the services hold: PlayCamp keeps the first row per sessionId; PlayFab keeps every copy.
@@ -463,7 +459,7 @@ class Check:
         self.hidden: Optional[Tuple[str, int]] = None
         if soak.arguments.self_check:  # the check must see a loss: hide one event that was due and delivered
             due = sorted(
-                key for played in self.played for key, when in played.events.items() if when <= played.cutoff(grace, self.startup_grace)
+                key for played in self.played for key, when in played.events.items() if when <= played.cutoff(grace)
             )
             delivered = [key for key in due if key in self.ids_of]
             if delivered:
@@ -478,14 +474,11 @@ class Check:
 
     def _losses(self, grace: float) -> List[str]:
         lost = []
-        self.excused = 0
         self.events_accepted = self.events_due = self.events_delivered = 0
         self.sessions_accepted = self.sessions_due = self.sessions_delivered = 0
         for played in self.played:
-            cutoff = played.cutoff(grace, self.startup_grace)
+            cutoff = played.cutoff(grace)
             end = played.game.killed_at
-            excused = played.excused(self.startup_grace)
-            self.excused += excused
             age = "" if end is None or played.made is None else f", its tracker made {end - played.made:.3f} s before it"
             for key, when in played.events.items():
                 self.events_accepted += 1
@@ -504,7 +497,7 @@ class Check:
                     due = end_after <= cutoff and end_before - start_after >= MIN_PLAY
                     late = f"ended {_before(end, end_after)}{age}{_stall(played, end_after)}"
                 else:  # open at the kill: due from its checkpoint once open long enough
-                    due = end is not None and not excused and start_after <= end - RECOVERABLE - grace
+                    due = end is not None and start_after <= end - RECOVERABLE - grace
                     late = f"open {end - start_after:.3f} s at the kill, never recovered" if due else ""
                 if due:
                     self.sessions_due += 1
@@ -582,7 +575,6 @@ class Check:
         shared = sum(1 for game in soak.games if game.role == 1)
         quits = sum(1 for played in self.played if played.quit_cleanly)
         met = soak.chaos.met
-        excused = f" (kills within --startup-grace {self.startup_grace} s: {self.excused})" if self.startup_grace else ""
         faults = " ".join(f"{kind}={met[kind]}" for kind in ("503", "500", "429", "drop", "hang", "slow"))
         return (
             f"soak: seed {soak.arguments.seed}, rounds {soak.rounds}, slots {len(soak.slots)},"
@@ -591,7 +583,7 @@ class Check:
             f" sessions accepted {self.sessions_accepted} due {self.sessions_due} delivered {self.sessions_delivered}"
             f" (stored {len(self.sessions)}),"
             f" events accepted {self.events_accepted} due {self.events_due} delivered {self.events_delivered},"
-            f" lost {len(self.lost)}{excused}, duplicate sessions {len(self.double_counted)} (resends deduplicated {self.resent}),"
+            f" lost {len(self.lost)}, duplicate sessions {len(self.double_counted)} (resends deduplicated {self.resent}),"
             f" PlayFab duplicates {self.duplicates} (unexplained {len(self.unexplained)}), time {seconds:.1f} s"
         )
 
@@ -621,12 +613,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--slots", type=int, default=3, help="spool folders, each with one or two games (default 3)")
     parser.add_argument("--fault-rate", type=float, default=FAULT_RATE, help=f"the emulator's random faults (default {FAULT_RATE})")
     parser.add_argument("--grace", type=float, default=GRACE, help=f"seconds past flush_interval a kill may lose (default {GRACE})")
-    parser.add_argument(
-        "--startup-grace",
-        type=float,
-        default=0.0,
-        help="promise nothing but what a flush confirmed for a game killed this soon after making its tracker (default 0: strict)",
-    )
     parser.add_argument("--self-check", action="store_true", help="hide one delivered event: the soak must report it lost and exit 1")
     parser.add_argument("--keep", action="store_true", help="keep the spools and logs (kept anyway when the soak fails)")
     arguments = parser.parse_args(argv)
