@@ -4,7 +4,7 @@ afterwards nothing accepted in time is lost and no playtime is counted twice.
     python tests/benchmarks/soak.py                  # the short run: about a minute
     python tests/benchmarks/soak.py --long           # the long run: about 25 minutes
     python tests/benchmarks/soak.py --rounds 30 --seed 7
-    python tests/benchmarks/soak.py --self-check     # hides one delivered event: must exit 1
+    python tests/benchmarks/soak.py --self-check     # hides one delivered event, lengthens one session: must exit 1
 
 Each game is a real process (``soak_game.py``) with a real ``Tracker`` and real ``PlayCamp`` and
 ``PlayFab`` sinks, sending to an ``Emulator`` that runs in this process on 127.0.0.1. Each slot
@@ -29,6 +29,10 @@ what the services would hold. Then:
 - double-counted sessions: per player, no two stored sessions overlap in time; every stored
   ``sessionId`` is one the game started; each emulator stored each ``sessionId`` once (resends
   are answered ``recorded: false``, and counted here as resends).
+- playtime: each stored session's ``durationSeconds`` lies between what its game surely played
+  (from the start's return to the end's call) and what it may have played (from the start's call
+  to the end's return, or to the kill for a session recovered from its checkpoint), give or take
+  the half second of rounding; the summary gives the totals stored and played.
 - PlayFab duplicates: an event stored twice under one ``playhooks_event_id`` (PlayFab has no
   idempotency). Expected only after an ambiguous failure: a request answered after the client's
   read timeout, or a record its sender held (``claimed/``) when it was killed or exited. Those are
@@ -365,6 +369,7 @@ class Played:
         self.confirmed = float("-inf")  # the call time of the last flush() that returned 0
         self.closing: Optional[float] = None
         self.closed: Optional[int] = None
+        self.closed_at: Optional[float] = None
         self.inflight: Set[Tuple[str, str]] = set()
         self.drained: Optional[Tuple[int, Dict[str, Any]]] = None
         self.made: Optional[float] = None  # when its Tracker was made
@@ -397,7 +402,7 @@ class Played:
         elif kind == "closing":
             self.closing = float(words[1])
         elif kind == "closed":
-            self.closed = int(words[1])
+            self.closed, self.closed_at = int(words[1]), float(words[2])
         elif kind == "inflight":
             self.inflight.add((words[1], words[2]))
         elif kind == "drained":
@@ -465,8 +470,14 @@ class Check:
             if delivered:
                 self.hidden = delivered[0]
                 del self.ids_of[self.hidden]
+        self.inflated: Optional[str] = None
+        if soak.arguments.self_check and self.sessions:  # and a miscount: one session a minute longer
+            self.inflated = min(self.sessions)
+            row = self.sessions[self.inflated]
+            self.sessions[self.inflated] = dict(row, durationSeconds=row["durationSeconds"] + 60)
         self.lost = self._losses(grace)
         self.double_counted = self._double_counts()
+        self.miscounted = self._playtime()
         self.duplicates, self.unexplained = self._playfab_duplicates()
         self._game_problems()
 
@@ -528,6 +539,38 @@ class Check:
                     wrong.append(f"{user}: sessions {earlier['sessionId']} and {later['sessionId']} overlap")
         return wrong
 
+    # -- playtime: each session's, and the totals ----------------------------------------------
+
+    def _playtime(self) -> List[str]:
+        """Each stored session's ``durationSeconds`` against the bounds its game's log puts on it:
+        at least what was surely played between the start's return and the end's call (less the
+        half second of rounding), at most what may have been between the start's call and the
+        end's return (or the kill, for a session recovered from its checkpoint). Sums the totals."""
+        wrong = []
+        self.seconds_played = self.seconds_stored = 0.0
+        for played in self.played:
+            game = played.game
+            for sid, (user, start_before, start_after) in played.started.items():
+                if sid in played.ended:
+                    surely, at_most = played.ended[sid]
+                elif played.quit_cleanly and played.closed_at is not None:
+                    surely, at_most = played.closing, played.closed_at
+                elif game.killed_at is not None:  # open at the kill: its checkpoint may be older
+                    surely, at_most = None, game.killed_at
+                else:
+                    continue
+                self.seconds_played += (surely if surely is not None else at_most) - start_after
+                row = self.sessions.get(sid)
+                if row is None:
+                    continue  # too short to send, or lost (counted as lost where it was due)
+                stored = row["durationSeconds"]
+                self.seconds_stored += stored
+                if stored > at_most - start_before + 0.5:
+                    wrong.append(f"session {sid} of {user}: {stored} s stored, at most {at_most - start_before:.3f} s played")
+                elif surely is not None and stored < surely - start_after - 0.5:
+                    wrong.append(f"session {sid} of {user}: {stored} s stored, at least {surely - start_after:.3f} s played")
+        return wrong
+
     # -- PlayFab duplicates ---------------------------------------------------------------------
 
     def _playfab_duplicates(self) -> Tuple[int, List[str]]:
@@ -568,7 +611,7 @@ class Check:
 
     @property
     def failed(self) -> bool:
-        return bool(self.lost or self.double_counted or self.unexplained or self.problems)
+        return bool(self.lost or self.double_counted or self.miscounted or self.unexplained or self.problems)
 
     def report(self, seconds: float) -> str:
         soak = self.soak
@@ -584,6 +627,7 @@ class Check:
             f" (stored {len(self.sessions)}),"
             f" events accepted {self.events_accepted} due {self.events_due} delivered {self.events_delivered},"
             f" lost {len(self.lost)}, duplicate sessions {len(self.double_counted)} (resends deduplicated {self.resent}),"
+            f" playtime stored {self.seconds_stored:.0f} s of {self.seconds_played:.0f} s played (miscounted {len(self.miscounted)}),"
             f" PlayFab duplicates {self.duplicates} (unexplained {len(self.unexplained)}), time {seconds:.1f} s"
         )
 
@@ -613,7 +657,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--slots", type=int, default=3, help="spool folders, each with one or two games (default 3)")
     parser.add_argument("--fault-rate", type=float, default=FAULT_RATE, help=f"the emulator's random faults (default {FAULT_RATE})")
     parser.add_argument("--grace", type=float, default=GRACE, help=f"seconds past flush_interval a kill may lose (default {GRACE})")
-    parser.add_argument("--self-check", action="store_true", help="hide one delivered event: the soak must report it lost and exit 1")
+    parser.add_argument("--self-check", action="store_true", help="hide one delivered event and lengthen one stored session: the soak must report both and exit 1")
     parser.add_argument("--keep", action="store_true", help="keep the spools and logs (kept anyway when the soak fails)")
     arguments = parser.parse_args(argv)
     defaults = LONG if arguments.long else SHORT
@@ -639,9 +683,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f"faults scripted: {scripted or 'none'}; at random: {arguments.fault_rate:.0%} of requests (503, 500 or a drop)")
     if check.hidden is not None:
         print(f"self-check: event {check.hidden[0]}.{check.hidden[1]} was delivered, and is hidden from the check")
+    if check.inflated is not None:
+        print(f"self-check: session {check.inflated} is a minute longer to the check than it was stored")
     found = [
         f"{title}: {line}"
-        for title, lines in (("lost", check.lost), ("double counted", check.double_counted), ("PlayFab duplicates", check.unexplained), ("problems", check.problems))
+        for title, lines in (
+            ("lost", check.lost),
+            ("double counted", check.double_counted),
+            ("playtime miscounted", check.miscounted),
+            ("PlayFab duplicates", check.unexplained),
+            ("problems", check.problems),
+        )
         for line in lines
     ]
     for line in found[:20]:
