@@ -528,7 +528,7 @@ class Tracker:
 
 def _load_for_delivery() -> None:
     """Load here, on the thread making the tracker, what its worker and sender would otherwise
-    load as they start: the models, urllib3 and the TLS roots (about 80 ms, once a process).
+    load as they start: the models, urllib3 and the TLS roots (about 0.1 s, once a process).
 
     Loaded by those threads, they raced the first events to the spool: on a starved machine the
     first events of a game killed early were not on disk in time. They also cost the game a frame
