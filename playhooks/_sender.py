@@ -27,9 +27,10 @@ Within a lane:
 """
 
 import collections
+import random
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
 
 import attrs
 
@@ -37,9 +38,6 @@ from ._retry import DELIVERED, MAX_RETRY_AFTER, NOT_SENT, REJECTED, RETRY, Outco
 from ._services import DeliverySink
 from ._spool import HEARTBEAT_SECONDS, Claim, Record, Spool
 from ._stats import ERROR, GAVE_UP, Counters
-
-if TYPE_CHECKING:
-    import random
 
 _IDLE_WAIT = 1.0  # seconds between looks at the spool when nothing is due (another process may add)
 _SENDER_IDLE = 30.0  # seconds a request thread waits for work before it ends
@@ -74,8 +72,6 @@ class Sender:
         self._next_heartbeat = 0.0
         self._pending = 0
         if rng is None:
-            import random  # here, on the sender's thread: a few milliseconds the game's start need not pay
-
             rng = random.Random()
         self._lanes = [
             Lane(sink, spool, transport_factory, counters, policy, max_in_flight, rng, now, yield_to, self._after_round, self._lane_ended)
