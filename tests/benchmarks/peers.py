@@ -344,6 +344,19 @@ class Amplitude(Client):
 
 FACTORIES = {"segment": Segment, "posthog": Posthog, "mixpanel": Mixpanel, "amplitude": Amplitude}
 
+# A statement making each client as its wrapper above does, for the report's "ready" rows (the
+# import and a client made, in a fresh interpreter); ``url`` is its service.
+MAKE = {
+    "playhooks": "import playhooks; playhooks.Tracker([playhooks.PlayFab('ABCD', 'key', {url!r})], spool_dir='spool')",
+    "segment": "from segment.analytics import Client; Client('bench-write-key', host={url!r})",
+    "posthog": (
+        "from posthog import Posthog;"
+        " Posthog('phc_bench', host={url!r}, disable_geoip=True, enable_exception_autocapture=False)"
+    ),
+    "mixpanel": "import mixpanel; mixpanel.Mixpanel('bench-token', consumer=mixpanel.BufferedConsumer(events_url={url!r} + '/track'))",
+    "amplitude": "import amplitude; amplitude.Amplitude('bench-api-key', configuration=amplitude.Config(server_url={url!r} + '/2/httpapi'))",
+}
+
 
 # -- memory, in a fresh interpreter ---------------------------------------------------------------
 

@@ -59,6 +59,7 @@ PER_FRAME = 10
 GAP = 0.004  # seconds of sleep after each frame's 10 calls in the hook-cost rounds: where senders run
 BACKLOG_LOW, BACKLOG_TOP = 500, 1000  # "busy": below LOW pending, TOP more are queued, untimed
 DELAY = 0.020
+UNUSED_URL = "http://127.0.0.1:9"  # nothing listens: a client made at start-up sends nothing there
 FILL_CHUNK = 60
 TARGETS = {"median": 40, "p99.9": 5, "frame_ms": 1.0}
 
@@ -314,9 +315,18 @@ def game_loop(names, emulator, server, scale):
 # -- import and memory ----------------------------------------------------------------------------
 
 
+def ready_statement(name):
+    """A fresh interpreter that imports ``name`` and makes its client, as a game does at its start."""
+    return f"import os; {peers.MAKE[name].format(url=UNUSED_URL)}; os._exit(0)"
+
+
 def import_times(names, runs):
-    statements = [("python (start only)", "pass"), ("attrs", "import attrs"), ("playhooks", "import playhooks")]
-    statements += [(name, f"import {peers.PEERS[name][1]}") for name in names if name != "playhooks"]
+    """{label: ms} of the imports, and {client: ms} of an import and a client made."""
+    imports = [("python (start only)", "pass"), ("attrs", "import attrs"), ("playhooks", "import playhooks")]
+    imports += [(name, f"import {peers.PEERS[name][1]}") for name in names if name != "playhooks"]
+    # Each leaves with os._exit, as the ready rows do: no client's exit handler is timed.
+    statements = [(label, f"import os; {statement}; os._exit(0)") for label, statement in imports]
+    statements += [(f"{name} ready", ready_statement(name)) for name in names]
     samples = collections.defaultdict(list)
     environment = bench_import.with_path(None, None)
     with tempfile.TemporaryDirectory() as folder:
@@ -327,8 +337,9 @@ def import_times(names, runs):
                 samples[label].append(bench_import.run_once(statement, environment, folder))
     medians = {label: statistics.median(values) for label, values in samples.items()}
     start = medians.pop("python (start only)")
+    ready = {name: (medians.pop(f"{name} ready") - start) * 1000 for name in names}
     say("  import: done")
-    return {label: (value - start) * 1000 for label, value in medians.items()}, start * 1000
+    return {label: (value - start) * 1000 for label, value in medians.items()}, ready, start * 1000
 
 
 def memory(names, count):
@@ -589,22 +600,27 @@ def write_report(out, results, figures, started, quick, command):
     add("## Import time and memory")
     add("")
     add(f"Import: median of {results['import_runs']} fresh interpreters each (`bench_import.run_once`, statements taking"
-        f" turns), the interpreter's own start ({results['python_start_ms']:.1f} ms) subtracted. Memory: each client alone"
+        f" turns), the interpreter's own start ({results['python_start_ms']:.1f} ms) subtracted. *Ready*: the import and a"
+        " client made, pointed at an unused loopback port, as a game does at its start (`ready_statement`: playhooks' tracker"
+        " loads its models, urllib3 and the TLS roots there, the peers theirs as they import). Every interpreter leaves with"
+        " `os._exit`, so no client's exit handler is timed. Memory: each client alone"
         f" in a fresh interpreter (`peers.py memory`), {results['memory_count']} events handed to it, its service a"
         " loopback port that accepts and never answers; RSS after one more second. segment's and posthog's queue bounds"
         " are raised above the count (at their default 10,000 they would drop the rest); playhooks emits 5,000 at a time,"
         " each chunk in the spool before the next, as a game over time.")
     add("")
-    add("| client | import | x attrs | RSS at start | RSS with the events pending | grew | threads added | held | note |")
-    add("|---|---|---|---|---|---|---|---|---|")
+    add("| client | import | x attrs | ready | RSS at start | RSS with the events pending | grew | threads added | held | note |")
+    add("|---|---|---|---|---|---|---|---|---|---|")
     attrs_ms = results["imports"].get("attrs")
     for name, value in results["imports"].items():
         row = results["memory"].get(name, {})
+        ready = f"{results['ready'][name]:.1f} ms" if name in results["ready"] else ""
+        imported = f"{value:.1f} ms | {value / attrs_ms:.2f}x | {ready}"
         if "error" in row:
-            add(f"| {name} | {value:.1f} ms | {value / attrs_ms:.2f}x | | | | | | failed: {row['error']} |")
+            add(f"| {name} | {imported} | | | | | | failed: {row['error']} |")
             continue
         if not row:
-            add(f"| {name} | {value:.1f} ms | {value / attrs_ms:.2f}x | | | | | | reference |")
+            add(f"| {name} | {imported} | | | | | | reference |")
             continue
         note = row.get("note") or ""
         if name == "playhooks":
@@ -613,10 +629,10 @@ def write_report(out, results, figures, started, quick, command):
             note += f"; lost: {lost_text(row['lost'])}"
         held = f"{row['held']} of {row['asked']}"
         if name == "mixpanel":
-            add(f"| {name} | {value:.1f} ms | {value / attrs_ms:.2f}x | {row['rss_start_mb']:.1f} MB | blocks the caller | - | -"
+            add(f"| {name} | {imported} | {row['rss_start_mb']:.1f} MB | blocks the caller | - | -"
                 f" | {held} | {note} |")
         else:
-            add(f"| {name} | {value:.1f} ms | {value / attrs_ms:.2f}x | {row['rss_start_mb']:.1f} MB | {row['rss_mb']:.1f} MB |"
+            add(f"| {name} | {imported} | {row['rss_start_mb']:.1f} MB | {row['rss_mb']:.1f} MB |"
                 f" {row['rss_mb'] - row['rss_start_mb']:.1f} MB | {row['threads_added']} | {held} | {note} |")
     if figures.get("memory"):
         add("")
@@ -696,11 +712,15 @@ def targets(results, peer_names):
     rows.append((f"frame-time p99.9 with playhooks delivering within {TARGETS['frame_ms']:g} ms of the loop without it",
                  f"{gap:+.3f} ms ({loop['playhooks']['frame_ms']['p99.9']:.3f} against {loop['without telemetry']['frame_ms']['p99.9']:.3f} ms)",
                  gap <= TARGETS["frame_ms"]))
-    imports, memory = results["imports"], results["memory"]
+    imports, ready, memory = results["imports"], results["ready"], results["memory"]
     if peer_names:
         slower = [name for name in peer_names if imports[name] <= imports["playhooks"]]
         rows.append(("import faster than each peer",
                      f"playhooks {imports['playhooks']:.0f} ms; " + ", ".join(f"{name} {imports[name]:.0f}" for name in peer_names),
+                     not slower))
+        slower = [name for name in peer_names if ready[name] <= ready["playhooks"]]
+        rows.append(("(the same, the import and a client made)",
+                     f"playhooks {ready['playhooks']:.0f} ms; " + ", ".join(f"{name} {ready[name]:.0f}" for name in peer_names),
                      not slower))
         ours = memory.get("playhooks", {}).get("rss_mb")
         comparable = [name for name in peer_names if memory.get(name, {}).get("rss_mb") and name != "mixpanel"]
@@ -755,7 +775,7 @@ def main(argv=None):
                    "overran": row["overran"], "left": row["left"], "lost": dict(row["lost"])}
             for name, row in loop_rows.items()
         }
-    results["imports"], results["python_start_ms"] = import_times(names, scale["import_runs"])
+    results["imports"], results["ready"], results["python_start_ms"] = import_times(names, scale["import_runs"])
     results["import_runs"] = scale["import_runs"]
     results["memory"] = memory(names, scale["memory"])
     results["memory_count"] = scale["memory"]
