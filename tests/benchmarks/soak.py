@@ -32,7 +32,8 @@ what the services would hold. Then:
 - playtime: each stored session's ``durationSeconds`` lies between what its game surely played
   (from the start's return to the end's call) and what it may have played (from the start's call
   to the end's return, or to the kill for a session recovered from its checkpoint), give or take
-  the half second of rounding; the summary gives the totals stored and played.
+  the half second of rounding; a session whose end was not yet due at a kill may be stored from
+  its checkpoint, shorter. The summary gives the totals stored and played.
 - PlayFab duplicates: an event stored twice under one ``playhooks_event_id`` (PlayFab has no
   idempotency). Expected only after an ambiguous failure: a request answered after the client's
   read timeout, or a record its sender held (``claimed/``) when it was killed or exited. Those are
@@ -545,14 +546,18 @@ class Check:
         """Each stored session's ``durationSeconds`` against the bounds its game's log puts on it:
         at least what was surely played between the start's return and the end's call (less the
         half second of rounding), at most what may have been between the start's call and the
-        end's return (or the kill, for a session recovered from its checkpoint). Sums the totals."""
+        end's return (or the kill, for a session recovered from its checkpoint). An end accepted
+        too close to a kill to be due bounds it from above only. Sums the totals."""
         wrong = []
+        grace = self.soak.arguments.grace
         self.seconds_played = self.seconds_stored = 0.0
         for played in self.played:
             game = played.game
             for sid, (user, start_before, start_after) in played.started.items():
                 if sid in played.ended:
                     surely, at_most = played.ended[sid]
+                    if at_most > played.cutoff(grace):  # ended too close to the kill: its checkpoint may stand in
+                        surely = None
                 elif played.quit_cleanly and played.closed_at is not None:
                     surely, at_most = played.closing, played.closed_at
                 elif game.killed_at is not None:  # open at the kill: its checkpoint may be older
