@@ -528,11 +528,12 @@ class Tracker:
 
 def _load_for_delivery() -> None:
     """Load here, on the thread making the tracker, what its worker and sender would otherwise
-    load as they start: the models, urllib3 and the TLS roots (about 0.1 s, once a process).
+    load as play begins: the models, urllib3 and the TLS roots (about 0.1 s, once a process).
 
-    Loaded by those threads, they raced the first events to the spool: on a starved machine the
-    first events of a game killed early were not on disk in time. They also cost the game a frame
-    hitch as play began, where making the tracker costs it at start-up, before play.
+    The models, loaded by the worker in its first round, kept a starved game's first events off
+    the disk past the grace (the chaos soak lost them). urllib3 and the roots, loaded by the
+    sender at its first request, made a starved game's frames late by about 10 ms more in its
+    first second. Making the tracker is at start-up, before play.
     """
     from . import _payloads, _transport, _wire  # noqa: F401
 
