@@ -33,6 +33,16 @@ def test_import_benchmark_runs():
     assert "import + Tracker(PlayFab)" in result.stdout
 
 
+def test_start_benchmark_runs():
+    """A quick run prints, for fresh games, Tracker()'s time, the worst frame lateness and when
+    the first event reached the spool (every game's: none reports "never")."""
+    result = run_quick("bench_start.py")
+
+    assert 0 == result.returncode, result.stderr
+    assert "this checkout" in result.stdout
+    assert "never" not in result.stdout, result.stdout
+
+
 def test_emulator_benchmark_runs():
     """A quick run prints the request latency of each route and of the stock server."""
     result = run_quick("bench_emulator.py")
