@@ -515,6 +515,8 @@ class Spool:
             if not records:
                 raise ValueError("empty")
             return records, len(data)
+        except FileNotFoundError:  # another process took it back first
+            return None, 0
         except (OSError, ValueError, TypeError, OverflowError, RecursionError) as error:
             log.warning("spool file %s is unreadable (%s): quarantined", name, type(error).__name__)
             self._quarantine(path, name)
@@ -752,23 +754,30 @@ class Spool:
         return returned
 
     def _return(self, destination: str, claimed: str, journal: str, original: str) -> bool:
-        """Put a dead owner's claim back in the queue, without the records it had delivered."""
+        """Put a dead owner's claim back in the queue, without the records it had delivered.
+
+        The file may hold fewer records than its name says: ``_requeue`` rewrites a claimed file,
+        then renames it, and its owner may have died in between. It goes back under a name that
+        tells the truth, which the reader checks.
+        """
         try:
             with open(journal, encoding="utf-8") as file:
                 delivered = set(file.read().split())
         except OSError:
             delivered = set()
         try:
-            if not delivered:
-                self._enqueue(destination, claimed, original, _size(claimed))
-                return True
             records, _ = self._read(claimed, original)
             if records is None:
                 return False
+            due, count, _ = _parse_name(original)
+            due_at = due / 1000 if due is not None else self._now()
+            if not delivered:
+                name = original if len(records) == count else _queue_name(due_at, records)
+                self._enqueue(destination, claimed, name, _size(claimed))
+                return True
             left = [record for record in records if record.id not in delivered]
-            due, _, _ = _parse_name(original)
             if left:
-                self.put(destination, left, due / 1000 if due is not None else self._now())
+                self.put(destination, left, due_at)
             os.remove(claimed)
             _remove(journal)
             return True

@@ -371,6 +371,43 @@ class TestSettlingIsCrashSafe:
         assert {"a": 1, "b": 1} == record_copies(spool)
 
 
+    @pytest.mark.parametrize("dies_at", [("replace", 1), ("remove", 1), ("replace", 2), ("nowhere", 0)])
+    def test_after_a_crash_while_settling_the_next_tracker_sends_each_record_left(self, make_spool, owners, monkeypatch, dies_at):
+        """One record of three delivered, two to retry: settle rewrites the claimed file to hold
+        the two, then renames it into the queue. Killed at any file operation of it, the next
+        tracker takes the claim back and finds the two, not the delivered one, and quarantines
+        nothing (the chaos soak once caught a file rewritten, not yet renamed, whose name still
+        said three)."""
+        function, call = dies_at
+        owner = owners()
+        spool = make_spool(owner=owner)
+        spool.put(PLAYFAB, [record("a"), record("b"), record("c")], due=NOW)
+        [claim] = spool.claim_due(PLAYFAB, now=NOW, max_records=100)
+        first, delivered, last = claim.records
+        spool.mark_sent(claim, delivered)
+        if function != "nowhere":
+            real = getattr(os, function)
+            calls = []
+
+            def dies_on_the_chosen_call(*arguments, **keywords):
+                calls.append(arguments)
+                if len(calls) == call:
+                    raise Crash(function)
+                return real(*arguments, **keywords)
+
+            monkeypatch.setattr(os, function, dies_on_the_chosen_call)
+        with pytest.raises(Crash):
+            spool.settle(claim, retry=[(first, NOW + 30), (last, NOW + 30)], dead=[])
+            raise Crash("after the settle")
+        monkeypatch.undo()
+        retire_owner(owner)
+        restarted = make_spool()
+        restarted.reclaim()
+
+        assert ["a", "c"] == sorted(ids(restarted.claim_due(PLAYFAB, now=NOW + 60, max_records=100)))
+        assert ([], 0) == (listing(restarted, "quarantine"), restarted.quarantined)
+
+
 def record_copies(spool):
     copies = {}
     for part in ("queue", "claimed"):
