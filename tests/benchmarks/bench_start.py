@@ -33,6 +33,7 @@ UNUSED_URL = "http://127.0.0.1:9"
 def game(spool):
     """One game's first second, in this fresh interpreter; prints its figures as one JSON line."""
     import playhooks
+    from playhooks._spool import _list
 
     made = time.monotonic()
     tracker = playhooks.Tracker(
@@ -46,7 +47,7 @@ def game(spool):
 
     def watch():  # a listing is a system call: the watcher takes the GIL for little
         while not on_disk and time.monotonic() < began + 5 * PLAY_SECONDS:
-            if any(name.endswith(".jsonl") for name in _listdir(queue)):
+            if any(name.endswith(".jsonl") for name in _list(queue)):
                 on_disk.append(time.monotonic() - began)
             time.sleep(0.001)
 
@@ -63,17 +64,10 @@ def game(spool):
     os._exit(0)  # the figures are out; the tracker's retries need not be waited for
 
 
-def _listdir(folder):
-    try:
-        return os.listdir(folder)
-    except FileNotFoundError:
-        return []
-
-
 def run_game(checkout):
-    environment = dict(os.environ)
-    if checkout is not None:
-        environment["PYTHONPATH"] = os.pathsep.join(filter(None, [checkout, environment.get("PYTHONPATH")]))
+    from bench_import import with_path  # here: a game's interpreter loads only what it measures
+
+    environment = with_path(checkout, None)
     with tempfile.TemporaryDirectory() as folder:
         done = subprocess.run(
             [sys.executable, os.path.abspath(__file__), "--game", os.path.join(folder, "spool")],
