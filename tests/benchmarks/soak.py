@@ -553,13 +553,13 @@ class Check:
         self.seconds_played = self.seconds_stored = 0.0
         for played in self.played:
             game = played.game
+            ended = played.sessions()
             for sid, (user, start_before, start_after) in played.started.items():
-                if sid in played.ended:
-                    surely, at_most = played.ended[sid]
+                if sid in ended:  # by its end's call, or by close() at a clean quit
+                    surely = ended[sid][1]
+                    at_most = played.ended[sid][1] if sid in played.ended else played.closed_at
                     if at_most > played.cutoff(grace):  # ended too close to the kill: its checkpoint may stand in
                         surely = None
-                elif played.quit_cleanly and played.closed_at is not None:
-                    surely, at_most = played.closing, played.closed_at
                 elif game.killed_at is not None:  # open at the kill: its checkpoint may be older
                     surely, at_most = None, game.killed_at
                 else:
